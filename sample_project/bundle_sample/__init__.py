@@ -1,0 +1,1 @@
+"""Sample Django project deployed by the bundle."""

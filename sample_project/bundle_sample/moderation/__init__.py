@@ -1,0 +1,1 @@
+"""Moderation app: reports with a status and a severity."""
