@@ -2,7 +2,8 @@
 # Run the sample project's and the runtime's own test suites on the controller.
 #
 # Creates (or reuses) the virtualenv .cache/venv-sample at the repository root
-# from sample_project/requirements.txt plus runtime/ and sample_project/
+# from sample_project/requirements-test.txt (requirements.txt + test-only
+# tools) plus runtime/ and sample_project/
 # (editable installs); it is rebuilt when those inputs change.
 #
 #   sample_project/run-tests.sh            # install if needed, run all tests
@@ -18,7 +19,7 @@ venv="$repo/.cache/venv-sample"
 python="${PYTHON:-python3}"
 
 stamp_of_inputs() {
-    cat "$here/requirements.txt" "$here/pyproject.toml" "$repo/runtime/pyproject.toml" | sha256sum | cut -d' ' -f1
+    cat "$here/requirements.txt" "$here/requirements-test.txt" "$here/pyproject.toml" "$repo/runtime/pyproject.toml" | sha256sum | cut -d' ' -f1
 }
 
 ensure_venv() {
@@ -33,7 +34,7 @@ ensure_venv() {
     echo "run-tests: preparing $venv" >&2
     [[ -x "$venv/bin/python" ]] || "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -r "$here/requirements.txt" -e "$repo/runtime" -e "$here"
+        -r "$here/requirements-test.txt" -e "$repo/runtime" -e "$here"
     echo "$want" > "$venv/.bundle-stamp"
 }
 

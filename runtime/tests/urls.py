@@ -1,0 +1,41 @@
+"""Views exercising request.tenant, request.user / request.auser and the cache."""
+
+from django.contrib.auth import authenticate, login
+from django.core.cache import cache
+from django.http import JsonResponse
+from django.urls import path
+
+
+def whoami(request):
+    return JsonResponse(
+        {"authenticated": request.user.is_authenticated, "tenant": request.tenant}
+    )
+
+
+async def awhoami(request):
+    user = await request.auser()
+    return JsonResponse({"authenticated": user.is_authenticated, "tenant": request.tenant})
+
+
+def do_login(request):
+    user = authenticate(request, username=request.POST["username"], password=request.POST["password"])
+    login(request, user)
+    return JsonResponse({"ok": True})
+
+
+def cache_put(request):
+    cache.set("greeting", request.GET["value"])
+    return JsonResponse({"ok": True})
+
+
+def cache_get(request):
+    return JsonResponse({"value": cache.get("greeting")})
+
+
+urlpatterns = [
+    path("whoami", whoami),
+    path("awhoami", awhoami),
+    path("login", do_login),
+    path("cache/put", cache_put),
+    path("cache/get", cache_get),
+]
