@@ -1,0 +1,339 @@
+"""settings_templates/deploy_settings.py.j2 rendered by Ansible, compiled and imported.
+
+For every inventory in inventories/*/ the template is rendered by a real
+``ansible-playbook`` run (ansible's own templar, ``to_json`` and ``comment``)
+with that inventory's variables. The ``django_*`` variables come from a
+throwaway role's defaults (lowest precedence, so an inventory that defines
+them wins) wired to the shared contract variables (``redis_*``,
+``postgresql_*``, ``vault_*``). The vault secrets are overridden with a hostile
+value (quotes, backslashes, ``{{``, ``%``, non-ASCII) so the test proves it
+travels through the inventory's own indirections into the rendered module
+unchanged.
+
+The rendered module is then imported by the sample project's virtualenv
+(.cache/venv-sample, prepared by sample_project/run-tests.sh --venv-only)
+with ``django.setup()`` and ``manage.py check``; no database or Redis is
+contacted.
+"""
+
+import json
+import os
+import pathlib
+import py_compile
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "settings_templates" / "deploy_settings.py.j2"
+VENV_BIN = REPO / ".venv" / "bin"
+SAMPLE_PYTHON = REPO / ".cache" / "venv-sample" / "bin" / "python"
+
+# Quotes, backslashes, Jinja and printf markers, Latin-1, BMP and non-BMP chars.
+HOSTILE = "pä$$\"w'o\\rd€ {{ x }} {% raw %} %s %(n)s \\u00e9 :@/?#[]+ 😀"
+HOSTILE_REDIS = HOSTILE + " redis"
+HOSTILE_DB = HOSTILE + " db"
+
+INVENTORIES = sorted(
+    path for path in (REPO / "inventories").iterdir() if path.is_dir() and not path.name.startswith(".")
+)
+
+# What roles/django_app/defaults/main.yml is expected to provide, expressed
+# with the contract variables every inventory defines.
+ROLE_DEFAULTS = """\
+django_base_settings_module: bundle_sample.settings
+django_release_id: "20261204T2000-test"
+django_debug: false
+django_secret_key: "{{ vault_django_secret_key }}"
+django_secret_key_fallbacks: ["previous-key-1", "previous-key-2"]
+django_allowed_hosts: ["app.example.org", ".tenant.example"]
+django_csrf_trusted_origins: ["https://app.example.org"]
+django_database:
+  host: "{{ groups['databases'] | first }}"
+  port: "{{ postgresql_port }}"
+  name: "{{ postgresql_app_database }}"
+  user: "{{ postgresql_app_user }}"
+  password: "{{ postgresql_app_password }}"
+  conn_max_age: 60
+  connect_timeout: 3
+django_redis_endpoints:
+  sessions:
+    host: "{{ groups['redis_servers'] | first }}"
+    port: "{{ (redis_instances | selectattr('name', 'equalto', redis_purposes.sessions.instance) | first).port }}"
+    db: "{{ redis_purposes.sessions.db }}"
+    username: "{{ redis_app_username }}"
+    password: "{{ redis_app_password }}"
+  cache:
+    host: "{{ groups['redis_servers'] | first }}"
+    port: "{{ (redis_instances | selectattr('name', 'equalto', redis_purposes.cache.instance) | first).port }}"
+    db: "{{ redis_purposes.cache.db }}"
+    username: "{{ redis_app_username }}"
+    password: "{{ redis_app_password }}"
+  channels:
+    host: "{{ groups['redis_servers'] | first }}"
+    port: "{{ (redis_instances | selectattr('name', 'equalto', redis_purposes.channels.instance) | first).port }}"
+    db: "{{ redis_purposes.channels.db }}"
+    username: "{{ redis_app_username }}"
+    password: "{{ redis_app_password }}"
+django_redis_socket_connect_timeout: 0.5
+django_redis_socket_timeout: 0.5
+django_redis_max_connections: 50
+django_session_engine: django.contrib.sessions.backends.cached_db
+django_session_cookie_age: 86400
+django_session_save_every_request: true
+django_session_expire_at_browser_close: false
+django_secure_cookies: true
+django_secure_hsts_seconds: 0
+django_secure_ssl_redirect: false
+django_secure_proxy_ssl_header: true
+django_tenants: {}
+django_log_level: info
+django_static_root: /srv/app/shared/static
+django_extra_settings: {}
+"""
+
+PROBE = textwrap.dedent(
+    """
+    import json, sys
+    import django
+    django.setup()
+    from django.conf import settings as s
+    from django.core.management import call_command
+    import redis
+
+    import io
+    call_command("check", fail_level="ERROR", stdout=io.StringIO())
+
+    def parsed(url):
+        kw = redis.ConnectionPool.from_url(url).connection_kwargs
+        return {k: kw.get(k) for k in ("host", "port", "db", "username", "password")}
+
+    import channels.auth, bundle_runtime.channels_auth
+    json.dump({
+        "SECRET_KEY": s.SECRET_KEY,
+        "SECRET_KEY_FALLBACKS": s.SECRET_KEY_FALLBACKS,
+        "DEBUG": s.DEBUG,
+        "ALLOWED_HOSTS": s.ALLOWED_HOSTS,
+        "CSRF_TRUSTED_ORIGINS": s.CSRF_TRUSTED_ORIGINS,
+        "DATABASE": s.DATABASES["default"],
+        "CACHES": s.CACHES,
+        "CACHE_URLS": {alias: parsed(c["LOCATION"]) for alias, c in s.CACHES.items()},
+        "CHANNEL_LAYERS": s.CHANNEL_LAYERS,
+        "CHANNELS_URL": parsed(s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"]),
+        "SESSION": {k: getattr(s, k) for k in (
+            "SESSION_ENGINE", "SESSION_CACHE_ALIAS", "SESSION_COOKIE_AGE", "SESSION_SAVE_EVERY_REQUEST",
+            "SESSION_EXPIRE_AT_BROWSER_CLOSE", "SESSION_COOKIE_DOMAIN", "SESSION_COOKIE_SECURE",
+            "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS", "SECURE_SSL_REDIRECT")},
+        "SECURE_PROXY_SSL_HEADER": s.SECURE_PROXY_SSL_HEADER,
+        "DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS": s.DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS,
+        "DJANGO_REDIS_LOGGER": s.DJANGO_REDIS_LOGGER,
+        "INSTALLED_APPS": s.INSTALLED_APPS,
+        "MIDDLEWARE": s.MIDDLEWARE,
+        "STATIC_ROOT": str(s.STATIC_ROOT),
+        "STORAGES": s.STORAGES,
+        "BUNDLE_RELEASE_ID": s.BUNDLE_RELEASE_ID,
+        "BUNDLE_TENANTS": s.BUNDLE_TENANTS,
+        "LOGGING": s.LOGGING,
+        "EXTRA": {k: getattr(s, k) for k in sys.argv[1:]},
+        "channels_get_user_patched": channels.auth.get_user is bundle_runtime.channels_auth.get_user,
+    }, sys.stdout)
+    """
+)
+
+
+def _yaml_unsafe(value):
+    # JSON string syntax is valid YAML; !unsafe keeps Ansible from templating "{{".
+    return "!unsafe " + json.dumps(value, ensure_ascii=False)
+
+
+@pytest.fixture(scope="session")
+def sample_python():
+    subprocess.run([str(REPO / "sample_project" / "run-tests.sh"), "--venv-only"], check=True)
+    return SAMPLE_PYTHON
+
+
+@pytest.fixture()
+def render(tmp_path):
+    """render(inventory, **overrides) -> path of the rendered bundle_deploy_settings.py."""
+
+    def _render(inventory, overrides=None):
+        role = tmp_path / "roles" / "render_deploy_settings"
+        (role / "defaults").mkdir(parents=True, exist_ok=True)
+        (role / "tasks").mkdir(exist_ok=True)
+        (role / "defaults" / "main.yml").write_text(ROLE_DEFAULTS, encoding="utf-8")
+        dest = tmp_path / "conf" / "bundle_deploy_settings.py"
+        dest.parent.mkdir(exist_ok=True)
+        (role / "tasks" / "main.yml").write_text(
+            json.dumps([{
+                "name": "Render the deploy settings",
+                "ansible.builtin.template": {"src": str(TEMPLATE), "dest": str(dest), "mode": "0640"},
+            }]),
+            encoding="utf-8",
+        )
+        playbook = tmp_path / "render.yml"
+        playbook.write_text(
+            json.dumps([{
+                "name": "Render",
+                "hosts": "app_servers[0]",
+                "gather_facts": False,
+                "roles": ["render_deploy_settings"],
+            }]),
+            encoding="utf-8",
+        )
+        extra = tmp_path / "extra.yml"
+        lines = [
+            f"vault_django_secret_key: {_yaml_unsafe(HOSTILE)}",
+            f"vault_redis_app_password: {_yaml_unsafe(HOSTILE_REDIS)}",
+            f"vault_postgresql_app_password: {_yaml_unsafe(HOSTILE_DB)}",
+            "ansible_connection: local",
+            f"ansible_python_interpreter: {json.dumps(sys.executable)}",
+        ]
+        lines += [f"{name}: {json.dumps(value, ensure_ascii=False)}" for name, value in (overrides or {}).items()]
+        extra.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        env = dict(os.environ)
+        env.update(
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_ROLES_PATH=str(tmp_path / "roles"),
+            PATH=f"{VENV_BIN}:{env.get('PATH', '')}",
+        )
+        proc = subprocess.run(
+            [str(VENV_BIN / "ansible-playbook"), "-i", str(inventory), str(playbook), "-e", f"@{extra}"],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        assert oct(dest.stat().st_mode & 0o777) == "0o640"
+        return dest
+
+    return _render
+
+
+def load(sample_python, rendered, *extra_names):
+    py_compile.compile(str(rendered), doraise=True)
+    env = dict(os.environ)
+    env.update(PYTHONPATH=str(rendered.parent), DJANGO_SETTINGS_MODULE="bundle_deploy_settings")
+    proc = subprocess.run(
+        [str(sample_python), "-c", PROBE, *extra_names],
+        env=env, cwd=rendered.parent, capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("inventory", INVENTORIES, ids=[p.name for p in INVENTORIES])
+def test_rendered_settings_per_inventory(inventory, render, sample_python):
+    rendered = render(inventory)
+    text = rendered.read_text(encoding="utf-8")
+    assert text.startswith("#\n# Ansible managed"), text[:200]
+    s = load(sample_python, rendered)
+
+    # Secrets round-trip exactly, through the inventory's own variables.
+    assert s["SECRET_KEY"] == HOSTILE
+    assert s["SECRET_KEY_FALLBACKS"] == ["previous-key-1", "previous-key-2"]
+    assert s["DATABASE"]["PASSWORD"] == HOSTILE_DB
+    for alias in ("default", "sessions"):
+        assert s["CACHE_URLS"][alias]["password"] == HOSTILE_REDIS
+        assert s["CACHE_URLS"][alias]["username"] == "app"
+    assert s["CHANNELS_URL"]["password"] == HOSTILE_REDIS
+    assert s["CHANNELS_URL"]["username"] == "app"
+
+    # Sessions: cached_db through the dedicated alias, host-only cookies.
+    assert s["SESSION"] == {
+        "SESSION_ENGINE": "django.contrib.sessions.backends.cached_db",
+        "SESSION_CACHE_ALIAS": "sessions",
+        "SESSION_COOKIE_AGE": 86400,
+        "SESSION_SAVE_EVERY_REQUEST": True,
+        "SESSION_EXPIRE_AT_BROWSER_CLOSE": False,
+        "SESSION_COOKIE_DOMAIN": None,
+        "SESSION_COOKIE_SECURE": True,
+        "CSRF_COOKIE_SECURE": True,
+        "SECURE_HSTS_SECONDS": 0,
+        "SECURE_SSL_REDIRECT": False,
+    }
+    assert s["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+    # Caches: django-redis, short timeouts, no retries, errors ignored and logged.
+    assert set(s["CACHES"]) == {"default", "sessions"}
+    for alias, cache in s["CACHES"].items():
+        assert cache["BACKEND"] == "django_redis.cache.RedisCache"
+        options = cache["OPTIONS"]
+        assert options["IGNORE_EXCEPTIONS"] is True
+        assert options["SOCKET_CONNECT_TIMEOUT"] == 0.5
+        assert options["SOCKET_TIMEOUT"] == 0.5
+        assert options["CONNECTION_POOL_KWARGS"] == {"max_connections": 50, "retry_on_timeout": False}
+        assert "KEY_FUNCTION" not in cache, alias  # single-tenant
+    assert s["DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS"] is True
+    assert s["DJANGO_REDIS_LOGGER"] == "django_redis"
+    assert s["LOGGING"]["loggers"]["django_redis"]["level"] == "WARNING"
+    assert s["LOGGING"]["root"]["level"] == "INFO"
+
+    # Each purpose has its own instance or db number.
+    where = [(u["host"], u["port"], u["db"]) for u in (*s["CACHE_URLS"].values(), s["CHANNELS_URL"])]
+    assert len(set(where)) == 3, where
+
+    # Channels.
+    layer = s["CHANNEL_LAYERS"]["default"]
+    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert list(layer["CONFIG"]["hosts"][0]) == ["address", "socket_connect_timeout"]
+    assert s["channels_get_user_patched"] is True
+
+    # Database.
+    db = s["DATABASE"]
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert db["CONN_MAX_AGE"] == 60 and db["CONN_HEALTH_CHECKS"] is True
+    assert db["OPTIONS"] == {"connect_timeout": 3}
+
+    # Runtime app and middleware order.
+    assert s["INSTALLED_APPS"].count("bundle_runtime") == 1
+    mw = s["MIDDLEWARE"]
+    assert mw.index("whitenoise.middleware.WhiteNoiseMiddleware") == mw.index(
+        "django.middleware.security.SecurityMiddleware") + 1
+    assert mw.index("bundle_runtime.tenants.TenantMiddleware") == mw.index(
+        "django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+    assert s["STORAGES"]["staticfiles"]["BACKEND"] == "whitenoise.storage.CompressedStaticFilesStorage"
+    assert s["STATIC_ROOT"] == "/srv/app/shared/static"
+    assert s["BUNDLE_RELEASE_ID"] == "20261204T2000-test"
+    assert s["BUNDLE_TENANTS"] == {}
+    assert s["DEBUG"] is False
+
+
+def test_tenants_debug_and_extra_settings(render, sample_python):
+    rendered = render(
+        INVENTORIES[0],
+        {
+            "django_tenants": {"a.tenant.example": "alpha", "b.tenant.example": "beta"},
+            "django_debug": True,
+            "django_secure_proxy_ssl_header": False,
+            "django_log_level": "debug",
+            "django_extra_settings": {
+                "FEATURE_FLAGS": {"beta": True, "limit": None, "ratio": 0.25, "names": ["a", "q\"'\\ü 😀"]},
+                "EMAIL_HOST": "smtp.example.org",
+            },
+        },
+    )
+    s = load(sample_python, rendered, "FEATURE_FLAGS", "EMAIL_HOST")
+    assert s["BUNDLE_TENANTS"] == {"a.tenant.example": "alpha", "b.tenant.example": "beta"}
+    assert s["CACHES"]["default"]["KEY_FUNCTION"] == "bundle_runtime.tenants.make_key"
+    assert "KEY_FUNCTION" not in s["CACHES"]["sessions"]
+    assert s["DEBUG"] is True
+    assert s["SECURE_PROXY_SSL_HEADER"] is None
+    assert s["LOGGING"]["root"]["level"] == "DEBUG"
+    assert s["EXTRA"] == {
+        "FEATURE_FLAGS": {"beta": True, "limit": None, "ratio": 0.25, "names": ["a", "q\"'\\ü 😀"]},
+        "EMAIL_HOST": "smtp.example.org",
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"django_base_settings_module": "bundle_sample.settings; import os"},
+        {"django_extra_settings": {"lower_case": 1}},
+    ],
+    ids=["bad-module", "bad-extra-name"],
+)
+def test_invalid_names_do_not_compile(render, overrides):
+    rendered = render(INVENTORIES[0], overrides)
+    with pytest.raises(py_compile.PyCompileError):
+        py_compile.compile(str(rendered), doraise=True)
