@@ -288,6 +288,7 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
         assert cache["BACKEND"] == "django_redis.cache.RedisCache"
         options = cache["OPTIONS"]
         assert options["IGNORE_EXCEPTIONS"] is True
+        assert options["REDIS_CLIENT_CLASS"] == "bundle_runtime.redis_client.CircuitBreakerRedis"
         assert options["SOCKET_CONNECT_TIMEOUT"] == 0.5
         assert options["SOCKET_TIMEOUT"] == 0.5
         assert options["CONNECTION_POOL_KWARGS"] == {"max_connections": 50, "retry_on_timeout": False}
