@@ -53,6 +53,9 @@ echo 'deb http://deb.debian.org/debian bookworm main' > "$root/etc/apt/sources.l
 echo 'deb http://deb.debian.org/debian bookworm-updates main' >> "$root/etc/apt/sources.list"
 echo 'deb http://deb.debian.org/debian-security bookworm-security main' >> "$root/etc/apt/sources.list"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/archives/*.deb
+# An empty list dir must look stale, so that `apt update_cache` with
+# cache_valid_time refreshes it on first use.
+touch -d @0 "$root/var/lib/apt/lists"
 : > "$root/etc/machine-id"
 
 log "importing as $IMAGE"
