@@ -59,10 +59,10 @@ lint: bootstrap
 	    --vault-password-file $(EXAMPLE_VAULT_PASSWORD_FILE) >/dev/null; done; \
 	  ansible-inventory -i $$(dirname $$inv) --graph >/dev/null; done
 
-## Unit tests (controller only, no hosts)
+## Unit tests (controller only, no hosts); includes the sample project's and
+## the runtime's own Django suites (tests/unit/test_runtime.py)
 unit: bootstrap
 	pytest -q tests/unit
-	@if [ -x sample_project/run-tests.sh ]; then sample_project/run-tests.sh; fi
 
 ## Molecule scenarios on real systemd containers
 molecule: bootstrap image
