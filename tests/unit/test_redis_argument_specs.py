@@ -1,0 +1,91 @@
+"""roles/redis/meta/argument_specs.yml, enforced by playbooks/validate.yml.
+
+validate.yml gathers no facts and validate_argument_spec is an action plugin
+that runs on the controller: these tests use a sandbox prefix with no
+containers behind it, so any connection attempt would fail the run. Each bad
+value must stop the run with a message naming the variable. Port ranges are
+not expressible in argument specs: the role's first task checks them
+(molecule/default/tests/test_redis.py::test_port_out_of_range...).
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
+
+GOOD_INSTANCE = {"name": "sessions", "port": 6380, "persistence": "aof",
+                 "appendfsync": "everysec", "maxmemory": "128mb", "maxmemory_policy": "noeviction"}
+
+
+def validate(*extra_vars):
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    # No container has this prefix: a connection attempt would be UNREACHABLE.
+    env["BUNDLE_SANDBOX_PREFIX"] = "unit-argspec-redis-no-such-host"
+    env.pop("ANSIBLE_INVENTORY", None)
+    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(REPO / "inventories" / "sandbox"),
+           str(REPO / "playbooks" / "validate.yml"), "--limit", "redis_servers"]
+    for ev in extra_vars:
+        cmd += ["-e", json.dumps(ev)]
+    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
+
+
+def instance(**changes):
+    return dict(GOOD_INSTANCE, **changes)
+
+
+def test_inventory_values_pass_without_connecting():
+    proc = validate()
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "(item=redis)" in proc.stdout, proc.stdout[-3000:]
+    assert "UNREACHABLE" not in proc.stdout
+
+
+def test_single_instance_layout_passes():
+    proc = validate({
+        "redis_instances": [instance(name="main", port=6379)],
+        "redis_purposes": {"sessions": {"instance": "main", "db": 0},
+                           "cache": {"instance": "main", "db": 1},
+                           "channels": {"instance": "main", "db": 2}},
+    })
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"redis_instances": [instance(appendfsync="sometimes")]},
+         ["appendfsync must be one of: always, everysec, no, got: sometimes", "redis_instances"]),
+        ({"redis_instances": [instance(persistence="snapshot")]},
+         ["persistence must be one of: aof, rdb, none, got: snapshot", "redis_instances"]),
+        ({"redis_instances": [instance(maxmemory_policy="lru")]},
+         ["maxmemory_policy must be one of", "got: lru", "redis_instances"]),
+        ({"redis_instances": [instance(port="high")]},
+         ["port", "redis_instances"]),
+        ({"redis_instances": [{"port": 6380}]},
+         ["missing required arguments: name", "redis_instances"]),
+        ({"redis_instances": "sessions"},
+         ["redis_instances"]),
+        ({"redis_purposes": ["sessions"]},
+         ["redis_purposes"]),
+        ({"redis_protected_mode": "maybe"},
+         ["redis_protected_mode"]),
+        ({"redis_databases": "many"},
+         ["redis_databases"]),
+    ],
+    ids=["appendfsync", "persistence", "maxmemory_policy", "port-type", "name-missing",
+         "instances-not-list", "purposes-not-dict", "protected-mode", "databases"],
+)
+def test_bad_value_stops_the_run_naming_the_variable(extra, expected):
+    proc = validate(extra)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    assert "Validation of arguments failed" in proc.stdout, proc.stdout[-3000:]
+    for text in expected:
+        assert text in proc.stdout, (text, proc.stdout[-3000:])
+    assert "UNREACHABLE" not in proc.stdout
