@@ -220,7 +220,8 @@ def test_restore_brings_back_the_marker(ansible_playbook, app_psql, admin_psql, 
     dump = take_backup(ansible_playbook)
 
     proc = app_psql(f"UPDATE {marker_table} SET note = 'changed after the backup'; "
-                    f"INSERT INTO {marker_table} VALUES (2, 'new after the backup')")
+                    f"INSERT INTO {marker_table} VALUES (2, 'new after the backup'); "
+                    "CREATE TABLE bundle_test_after_backup (id int)")
     assert proc.returncode == 0, proc.stderr
 
     proc = ansible_playbook("playbooks/restore.yml", "-e", f"postgresql_restore_file={dump}")
@@ -230,6 +231,8 @@ def test_restore_brings_back_the_marker(ansible_playbook, app_psql, admin_psql, 
     proc = app_psql(f"SELECT id, note FROM {marker_table} ORDER BY id")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"1|{token}"
+    # A table the dump does not know (e.g. from a newer migration) is gone too.
+    assert app_psql("SELECT to_regclass('bundle_test_after_backup') IS NULL").stdout.strip() == "t"
     owner = admin_psql(f"SELECT tableowner FROM pg_tables WHERE tablename = '{marker_table}'", dbname=pg["database"])
     assert owner == pg["user"]
 
