@@ -237,6 +237,26 @@ def test_restore_brings_back_the_marker(ansible_playbook, app_psql, admin_psql, 
     assert owner == pg["user"]
 
 
+def test_failed_restore_changes_nothing(ansible_playbook, app_psql, admin_psql, marker_table, pg):
+    """A dump the app role cannot replay (an untrusted extension) fails as one transaction."""
+    admin_psql("CREATE EXTENSION IF NOT EXISTS file_fdw", dbname=pg["database"])
+    try:
+        dump = take_backup(ansible_playbook)
+    finally:
+        admin_psql("DROP EXTENSION IF EXISTS file_fdw", dbname=pg["database"])
+    token = uuid.uuid4().hex
+    assert app_psql(f"INSERT INTO {marker_table} VALUES (3, '{token}')").returncode == 0
+
+    proc = ansible_playbook("playbooks/restore.yml", "-e", f"postgresql_restore_file={dump}")
+    assert proc.returncode != 0
+    assert "file_fdw" in proc.stdout, proc.stdout[-4000:]
+    # Rolled back: the row written after the backup is still there, no script left behind.
+    assert app_psql(f"SELECT note FROM {marker_table} WHERE id = 3").stdout.strip() == token
+    assert admin_psql("SELECT count(*) FROM pg_extension WHERE extname = 'file_fdw'", dbname=pg["database"]) == "0"
+    leftovers = docker_exec(DB_HOST, ["find", pg["backup_dir"], "-name", "*.sql"])
+    assert leftovers.returncode == 0 and leftovers.stdout.strip() == ""
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
