@@ -117,7 +117,8 @@ def server_state(host, pg):
 
 
 def take_backup(ansible_playbook, *args):
-    proc = ansible_playbook("playbooks/backup.yml", *args)
+    # Forced on: the sandbox inventory may disable backups for the migration path.
+    proc = ansible_playbook("playbooks/backup.yml", "-e", "postgresql_backup_enabled=true", *args)
     assert proc.returncode == 0, proc.stdout[-4000:]
     paths = BACKUP_LINE.findall(proc.stdout)
     assert len(paths) == 1, proc.stdout[-4000:]
