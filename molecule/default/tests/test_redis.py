@@ -204,53 +204,81 @@ def test_session_key_survives_kill_9(host_of, cli, instances, app):
 
 
 # --------------------------------------------------------------------------
-# turning AOF on for an instance that holds data, through the role
+# turning AOF on for instances that hold data, and ACL changes, through the role
 # --------------------------------------------------------------------------
-def test_switching_a_loaded_instance_to_aof_keeps_every_key(
-        host_of, cli, instances, app, ansible_playbook, ansible_var, tmp_path):
+def test_switching_loaded_instances_to_aof_keeps_every_key_and_acls_apply_live(
+        host_of, cli, instances, app, ansible_playbook, tmp_path):
+    """Two throwaway instances hold 500 keys with persistence rdb: "running" stays
+    up, "stopped" is stopped after a SAVE. The role then switches both to AOF
+    and gives the app user FLUSHDB: the running one switches live (same PID),
+    the stopped one starts from its dump.rdb before AOF is turned on, the ACL
+    change reaches every instance without a restart. A restart afterwards
+    loads the AOF with every key."""
     redis1 = host_of(REDIS_HOST)
     playbook = role_playbook(tmp_path)
     base = list(instances.values())
-    extra = {"name": "aofswitch", "port": 6390, "persistence": "rdb",
-             "maxmemory": "32mb", "maxmemory_policy": "noeviction"}
-    unit = "redis-server@aofswitch"
+    extra = {
+        "running": {"name": "aofrunning", "port": 6390, "persistence": "rdb", "maxmemory": "32mb"},
+        "stopped": {"name": "aofstopped", "port": 6391, "persistence": "rdb", "maxmemory": "32mb"},
+    }
+    units = {key: f"redis-server@{inst['name']}" for key, inst in extra.items()}
+    keys = "".join(f"SET test:switch:{i} value-{i}\n" for i in range(500))
+    pids_before = {name: main_pid(redis1, f"redis-server@{name}") for name in instances}
     try:
-        run = ansible_playbook(playbook, "-e", json.dumps({"redis_instances": base + [extra]}))
+        run = ansible_playbook(playbook, "-e", json.dumps({"redis_instances": base + list(extra.values())}))
         assert run.returncode == 0, run.stdout[-4000:]
-        wait_ping(cli, 6390)
-        keys = "".join(f"SET test:switch:{i} value-{i}\n" for i in range(500))
-        cli(6390, user=app, stdin=keys)
-        assert cli(6390, "DBSIZE").stdout.strip() == "500"
-        assert config_get(cli, 6390, "appendonly") == "no"
-        pid = main_pid(redis1, unit)
+        for inst in extra.values():
+            wait_ping(cli, inst["port"])
+            cli(inst["port"], user=app, stdin=keys)
+            assert cli(inst["port"], "DBSIZE").stdout.strip() == "500"
+            assert config_get(cli, inst["port"], "appendonly") == "no"
+        assert cli(6391, "SAVE").stdout.strip() == "OK"
+        redis1.check_output(f"systemctl stop {units['stopped']}")
+        pid_running = main_pid(redis1, units["running"])
 
-        extra_aof = dict(extra, persistence="aof", appendfsync="everysec")
-        run = ansible_playbook(playbook, "-e", json.dumps({"redis_instances": base + [extra_aof]}))
+        to_aof = [dict(inst, persistence="aof", appendfsync="everysec") for inst in extra.values()]
+        run = ansible_playbook(playbook, "-e", json.dumps({
+            "redis_instances": base + to_aof,
+            "redis_app_allowed_dangerous_commands": ["flushdb"],
+        }))
         assert run.returncode == 0, run.stdout[-4000:]
-        # Switched live: same process, AOF on, AOF written, config file says yes.
-        assert main_pid(redis1, unit) == pid
-        assert config_get(cli, 6390, "appendonly") == "yes"
-        persistence = info(cli, 6390, "persistence")
-        assert persistence["aof_rewrite_in_progress"] == "0"
-        assert persistence["aof_last_bgrewrite_status"] == "ok"
-        assert redis1.file("/var/lib/redis/aofswitch/appendonlydir").is_directory
-        assert "appendonly yes" in redis1.check_output("grep ^appendonly /etc/redis/redis-aofswitch.conf")
+        # The running instance switched live: same process.
+        assert main_pid(redis1, units["running"]) == pid_running
+        for inst in extra.values():
+            port, name = inst["port"], inst["name"]
+            assert config_get(cli, port, "appendonly") == "yes", name
+            persistence = info(cli, port, "persistence")
+            assert persistence["aof_rewrite_in_progress"] == "0", name
+            assert persistence["aof_last_bgrewrite_status"] == "ok", name
+            assert redis1.file(f"/var/lib/redis/{name}/appendonlydir/appendonly.aof.manifest").exists
+            assert redis1.check_output(f"grep ^appendonly /etc/redis/redis-{name}.conf") == "appendonly yes"
+            assert cli(port, "DBSIZE").stdout.strip() == "500", name
+        # ACL change applied live everywhere (ACL LOAD), no restart.
+        for name, inst in instances.items():
+            assert main_pid(redis1, f"redis-server@{name}") == pids_before[name], name
+            assert out(cli(inst["port"], "ACL", "DRYRUN", app[0], "FLUSHDB")) == "OK", name
 
-        # A restart now loads the AOF: every key is still there.
-        redis1.check_output(f"systemctl restart {unit}")
-        wait_ping(cli, 6390)
-        assert cli(6390, "DBSIZE").stdout.strip() == "500"
-        assert cli(6390, "GET", "test:switch:499", user=app).stdout.strip() == "value-499"
+        # A restart loads the AOF: every key is still there.
+        for key, inst in extra.items():
+            redis1.check_output(f"systemctl restart {units[key]}")
+            wait_ping(cli, inst["port"])
+            assert cli(inst["port"], "DBSIZE").stdout.strip() == "500", inst["name"]
+            assert cli(inst["port"], "GET", "test:switch:499", user=app).stdout.strip() == "value-499"
     finally:
-        redis1.run(f"systemctl disable --now {unit}")
-        redis1.run("rm -rf /etc/redis/redis-aofswitch.conf /etc/redis/users-aofswitch.acl"
-                   f" /etc/systemd/system/{unit}.service.d /var/lib/redis/aofswitch")
+        for unit in units.values():
+            name = unit.split("@", 1)[1]
+            redis1.run(f"systemctl disable --now {unit}")
+            redis1.run(f"rm -rf /etc/redis/redis-{name}.conf /etc/redis/users-{name}.acl"
+                       f" /etc/systemd/system/{unit}.service.d /var/lib/redis/{name}")
         redis1.run("systemctl daemon-reload; systemctl reset-failed")
 
-    # Back to the inventory's instances: nothing left to change.
+    # Back to the inventory's values: FLUSHDB denied again, still without a restart.
     run = ansible_playbook(playbook)
     assert run.returncode == 0, run.stdout[-4000:]
-    assert "changed=0" in run.stdout.split("PLAY RECAP")[-1], run.stdout[-4000:]
+    assert "RUNNING HANDLER" not in run.stdout, run.stdout[-4000:]
+    for name, inst in instances.items():
+        assert main_pid(redis1, f"redis-server@{name}") == pids_before[name], name
+        assert "no permissions" in out(cli(inst["port"], "ACL", "DRYRUN", app[0], "FLUSHDB")), name
 
 
 def test_port_out_of_range_is_refused_before_any_change(host_of, instances, ansible_playbook, tmp_path):
