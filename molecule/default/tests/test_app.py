@@ -176,9 +176,14 @@ def test_secret_key_rotation_keeps_sessions(lb_url, login, ansible_playbook, ans
     try:
         run = ansible_playbook("playbooks/app.yml", *_extra_vars(), "-e", json.dumps(rotated))
         assert run.returncode == 0, run.stdout[-4000:]
-        me = whoami(lb_url, session_key)
-        assert me["authenticated"] is True and me["username"] == "demo"
+        # WebSocket first: the HTTP request below cycles the session key
+        # (Django does that when the session hash matched a fallback key).
         assert ws_whoami(lb_url, session_key)["authenticated"] is True
+        answer = requests.get(f"{lb_url}/whoami", headers={"Cookie": f"sessionid={session_key}"}, timeout=10)
+        assert answer.json()["authenticated"] is True and answer.json()["username"] == "demo"
+        renewed = answer.cookies.get("sessionid", session_key)
+        assert whoami(lb_url, renewed)["authenticated"] is True
+        assert ws_whoami(lb_url, renewed)["authenticated"] is True
     finally:
         restore = ansible_playbook("playbooks/app.yml", *_extra_vars())
     assert restore.returncode == 0, restore.stdout[-4000:]
@@ -208,7 +213,39 @@ def test_minimal_startproject_deploys_as_second_app(repo, ansible_playbook, host
         assert page.status_code == 200 and "csrfmiddlewaretoken" in page.text
         assert app1.service("minimal.service").is_running
         assert app1.service(f"{APP}.service").is_running
+        # One release only: rollback refuses readably and changes nothing.
+        refused = ansible_playbook("playbooks/rollback.yml", *_extra_vars(), "-e", f"@{tmp_path / 'minimal.json'}",
+                                   "--limit", "app1:databases:redis_servers")
+        assert refused.returncode != 0
+        assert "no previous release of minimal to roll back to" in refused.stdout, refused.stdout[-3000:]
+        assert app1.service("minimal.service").is_running
     finally:
         app1.run("systemctl disable --now minimal.service; rm -f /etc/systemd/system/minimal.service; "
                  "systemctl daemon-reload; rm -rf /srv/minimal /usr/local/bin/minimal-manage; userdel minimal")
     assert not app1.file("/srv/minimal").exists
+
+
+def test_check_mode_on_converged_hosts_changes_nothing(ansible_playbook):
+    run = ansible_playbook("playbooks/app.yml", *_extra_vars(), "--check", "--diff")
+    assert run.returncode == 0, run.stdout[-4000:]
+    recap = run.stdout[run.stdout.rindex("PLAY RECAP"):]
+    assert re.findall(r"changed=(\d+)", recap) and set(re.findall(r"changed=(\d+)", recap)) == {"0"}, recap
+
+
+def test_rollback_switches_back_to_the_previous_release(ansible_playbook, host_of, container_ip, lb_url):
+    hosts = [host_of("app1"), host_of("app2")]
+    original = current_release(hosts[0])
+    other = f"{original}-rollback-test"
+    run = ansible_playbook("playbooks/app.yml", *_extra_vars(), "-e", f"django_release_id={other}")
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert [current_release(h) for h in hosts] == [other, other]
+    assert requests.get(f"{lb_url}/healthz", timeout=10).json()["release"] == other
+
+    back = ansible_playbook("playbooks/rollback.yml", *_extra_vars())
+    assert back.returncode == 0, back.stdout[-4000:]
+    assert [current_release(h) for h in hosts] == [original, original]
+    for name, host in zip(("app1", "app2"), hosts):
+        assert host.check_output(f"readlink {ROOT}/previous").endswith(f"/releases/{other}")
+        health = requests.get(f"http://{container_ip(name)}:8000/healthz", headers={"Host": "localhost"}, timeout=10)
+        assert health.json()["release"] == original
+    assert requests.get(f"{lb_url}/healthz", timeout=10).json()["release"] == original
