@@ -21,12 +21,14 @@ VENV_BIN = REPO / ".venv" / "bin"
 
 
 def _ansible_env():
-    env = dict(os.environ)
+    # Same behaviour inside molecule (which exports its own ANSIBLE_* settings,
+    # colours included) and outside: only the repository's ansible.cfg applies.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_NOCOLOR"] = "1"
     env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     env["BUNDLE_SANDBOX_PREFIX"] = PREFIX
     env["BUNDLE_LB_PORT"] = str(LB_PORT)
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
-    env.pop("ANSIBLE_INVENTORY", None)
     return env
 
 
