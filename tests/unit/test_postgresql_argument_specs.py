@@ -5,27 +5,11 @@ so these run on the controller alone. Each bad value must stop the run and
 the message must name the variable.
 """
 
-import json
-import os
-import pathlib
-import subprocess
-
 import pytest
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
-
+from validate_run import validate as run_validate
 
 def validate(*extra_vars):
-    env = dict(os.environ)
-    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
-    env.setdefault("BUNDLE_SANDBOX_PREFIX", "unit-argspec")
-    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(REPO / "inventories" / "sandbox"),
-           str(REPO / "playbooks" / "validate.yml"), "--limit", "databases"]
-    for ev in extra_vars:
-        cmd += ["-e", json.dumps(ev)]
-    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
+    return run_validate(*extra_vars, limit="databases")
 
 
 def test_inventory_values_pass():

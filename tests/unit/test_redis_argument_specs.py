@@ -8,32 +8,15 @@ not expressible in argument specs: the role's first task checks them
 (molecule/default/tests/test_redis.py::test_port_out_of_range...).
 """
 
-import json
-import os
-import pathlib
-import subprocess
-
 import pytest
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
-ANSIBLE_PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
+from validate_run import validate as run_validate
 
 GOOD_INSTANCE = {"name": "sessions", "port": 6380, "persistence": "aof",
                  "appendfsync": "everysec", "maxmemory": "128mb", "maxmemory_policy": "noeviction"}
 
 
 def validate(*extra_vars):
-    env = dict(os.environ)
-    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
-    # No container has this prefix: a connection attempt would be UNREACHABLE.
-    env["BUNDLE_SANDBOX_PREFIX"] = "unit-argspec-redis-no-such-host"
-    env.pop("ANSIBLE_INVENTORY", None)
-    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(REPO / "inventories" / "sandbox"),
-           str(REPO / "playbooks" / "validate.yml"), "--limit", "redis_servers"]
-    for ev in extra_vars:
-        cmd += ["-e", json.dumps(ev)]
-    return subprocess.run(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, timeout=300, check=False)
+    return run_validate(*extra_vars, limit="redis_servers")
 
 
 def instance(**changes):

@@ -1,25 +1,15 @@
 """playbooks/validate.yml stops a run before any host is contacted."""
 
-import pathlib
-import subprocess
-
-REPO = pathlib.Path(__file__).resolve().parents[2]
-BIN = REPO / ".venv" / "bin"
-EXAMPLE_VAULT_PASSWORD = REPO / "inventories" / "example-vault-password.txt"
+from validate_run import validate
 
 
 def run_validate(inventory, *extra):
-    cmd = [
-        str(BIN / "ansible-playbook"), "-i", str(REPO / "inventories" / inventory),
-        str(REPO / "playbooks" / "validate.yml"),
-        "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD), *extra,
-    ]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    return validate(inventory=inventory, args=extra)
 
 
 def test_example_vault_placeholders_are_refused():
     proc = run_validate("staging")
-    out = proc.stdout + proc.stderr
+    out = proc.stdout
     assert proc.returncode != 0
     assert "still hold the CHANGE-ME placeholders" in out
     assert "vault_postgresql_app_password" in out
@@ -46,6 +36,6 @@ def test_real_secrets_pass(tmp_path):
 
 def test_wrong_type_names_the_variable():
     proc = run_validate("sandbox", "-e", '{"base_deploy_user_sudo": "maybe"}')
-    out = proc.stdout + proc.stderr
+    out = proc.stdout
     assert proc.returncode != 0
     assert "base_deploy_user_sudo" in out
