@@ -26,6 +26,7 @@ import sys
 import textwrap
 
 import pytest
+import yaml
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "settings_templates" / "deploy_settings.py.j2"
@@ -250,6 +251,13 @@ def load(sample_python, rendered, *extra_names):
     return json.loads(proc.stdout)
 
 
+def inventory_app_value(inventory, name, default):
+    """A django_* value as the inventory sets it (group_vars/all/app.yml), else the default."""
+    path = inventory / "group_vars" / "all" / "app.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    return (data or {}).get(name, default)
+
+
 @pytest.mark.parametrize("inventory", INVENTORIES, ids=[p.name for p in INVENTORIES])
 def test_rendered_settings_per_inventory(inventory, render, sample_python):
     rendered = render(inventory)
@@ -275,9 +283,10 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
         "SESSION_SAVE_EVERY_REQUEST": True,
         "SESSION_EXPIRE_AT_BROWSER_CLOSE": False,
         "SESSION_COOKIE_DOMAIN": None,
-        "SESSION_COOKIE_SECURE": True,
-        "CSRF_COOKIE_SECURE": True,
-        "SECURE_HSTS_SECONDS": 0,
+        # Per environment: the inventory's values (sandbox plain HTTP, others HTTPS + HSTS).
+        "SESSION_COOKIE_SECURE": inventory_app_value(inventory, "django_secure_cookies", True),
+        "CSRF_COOKIE_SECURE": inventory_app_value(inventory, "django_secure_cookies", True),
+        "SECURE_HSTS_SECONDS": inventory_app_value(inventory, "django_secure_hsts_seconds", 0),
         "SECURE_SSL_REDIRECT": False,
     }
     assert s["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
@@ -292,7 +301,13 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
         assert options["SOCKET_CONNECT_TIMEOUT"] == 0.5
         assert options["SOCKET_TIMEOUT"] == 0.5
         assert options["CONNECTION_POOL_KWARGS"] == {"max_connections": 50, "retry_on_timeout": False}
-        assert "KEY_FUNCTION" not in cache, alias  # single-tenant
+    # Tenant-aware keys on the default cache only where the inventory has tenants;
+    # never on the sessions alias (session keys are shared by a tenant's hosts).
+    if inventory_app_value(inventory, "django_tenants", {}):
+        assert s["CACHES"]["default"]["KEY_FUNCTION"] == "bundle_runtime.tenants.make_key"
+    else:
+        assert "KEY_FUNCTION" not in s["CACHES"]["default"]
+    assert "KEY_FUNCTION" not in s["CACHES"]["sessions"]
     assert s["DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS"] is True
     assert s["DJANGO_REDIS_LOGGER"] == "django_redis"
     assert s["LOGGING"]["loggers"]["django_redis"]["level"] == "WARNING"
@@ -324,7 +339,7 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
     assert s["STORAGES"]["staticfiles"]["BACKEND"] == "whitenoise.storage.CompressedStaticFilesStorage"
     assert s["STATIC_ROOT"] == "/srv/app/shared/static"
     assert s["BUNDLE_RELEASE_ID"] == "20261204T2000-test"
-    assert s["BUNDLE_TENANTS"] == {}
+    assert s["BUNDLE_TENANTS"] == inventory_app_value(inventory, "django_tenants", {})
     assert s["DEBUG"] is False
 
 
