@@ -1,0 +1,1 @@
+"""``bundle_migrations`` and ``bundle_sessions`` (JSON on stdout, logs on stderr)."""
