@@ -197,8 +197,10 @@ class BundleMigrationsCommandTests(TransactionTestCase):
         self.assertEqual(
             plan["session_impacting"],
             [
-                {"migration": "sessions.0001_initial", "backwards": True, "reason": "unapplies a migration of sessions"},
-                {"migration": "sessions.zero", "backwards": True, "reason": "explicit target on protected app sessions"},
+                {"migration": "sessions.0001_initial", "backwards": True,
+                 "reason": "unapplies a migration of sessions"},
+                {"migration": "sessions.zero", "backwards": True,
+                 "reason": "explicit target on protected app sessions"},
             ],
         )
         self.assertEqual(plan["steps"][0]["protected"], True)

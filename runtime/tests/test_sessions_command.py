@@ -99,7 +99,9 @@ class CanaryTests(TestCase):
 class StatsTests(TestCase):
     def test_stats_with_locmem_cache(self):
         run("canary", "create")
-        Session.objects.create(session_key="expired" + "0" * 25, session_data="", expire_date=timezone.now() - timedelta(1))
+        Session.objects.create(
+            session_key="expired" + "0" * 25, session_data="", expire_date=timezone.now() - timedelta(days=1)
+        )
         stats = run("stats")
         self.assertEqual(stats["engine"], "django.contrib.sessions.backends.cached_db")
         self.assertEqual(stats["table"], True)
