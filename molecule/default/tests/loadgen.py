@@ -37,6 +37,9 @@ CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 #: tenant (a session is only valid on the tenant it was made on).
 DEFAULT_HOST = "localhost"
 TENANT_HOST = "tenant-a.localhost"
+#: Close codes of a server that shuts a WebSocket down on purpose: normal,
+#: going away, service restart, try again later.
+CLEAN_CLOSE_CODES = (1000, 1001, 1012, 1013)
 
 
 @dataclass(frozen=True)
@@ -176,7 +179,11 @@ class Load:
     answered, on connect or later, as someone else or anonymous);
     ``ws_failures`` (a client could not get a working socket back for
     ``ws_outage`` seconds; counted once per outage); ``ws_timeouts`` (an open
-    socket did not answer within ``ws_timeout``; the client reconnects).
+    socket did not answer within ``ws_timeout``; the client reconnects);
+    ``ws_abnormal_closes`` (a socket closed without a close frame or with a
+    code other than :data:`CLEAN_CLOSE_CODES`: the server broke it);
+    ``ws_connect_errors`` (a handshake refused, e.g. 502/503, or the
+    connection to the load balancer failed).
     """
 
     def __init__(self, lb_url, sessions, http_workers=8, ws_clients=20, http_timeout=20, http_pause=0.1,
@@ -342,10 +349,14 @@ class Load:
                 code = exc.rcvd.code if exc.rcvd is not None else None
                 with self._lock:
                     self.ws_close_codes[str(code)] += 1
+                if code not in CLEAN_CLOSE_CODES:
+                    # No close frame (the connection just broke) or a server error.
+                    self._count("ws_abnormal_closes")
+                    self._note("ws:abnormal close", f"{user.username}: code {code} ({exc})")
             except (InvalidStatus, InvalidHandshake, OSError) as exc:
                 detail = exc.response.status_code if isinstance(exc, InvalidStatus) else type(exc).__name__
-                with self._lock:
-                    self.failure_kinds[f"ws:connect {detail}"] += 1
+                self._count("ws_connect_errors")
+                self._note(f"ws:connect {detail}", f"{user.username}: {exc}")
             finally:
                 if ws is not None:
                     try:
@@ -414,6 +425,8 @@ class Load:
                 "ws_logged_out_users": len(self.ws_logged_out_users),
                 "ws_failures": self.counts["ws_failures"],
                 "ws_timeouts": self.counts["ws_timeouts"],
+                "ws_abnormal_closes": self.counts["ws_abnormal_closes"],
+                "ws_connect_errors": self.counts["ws_connect_errors"],
                 "ws_close_codes": dict(self.ws_close_codes),
                 "failure_kinds": dict(self.failure_kinds),
                 "examples": list(self.examples),

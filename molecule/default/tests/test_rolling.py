@@ -156,6 +156,8 @@ def assert_users_unharmed(stats, proc):
     assert stats["ws_logouts"] == 0, f"users logged out (WebSocket):\n{context}"
     assert stats["ws_failures"] == 0, f"WebSocket clients without a socket for too long:\n{context}"
     assert stats["ws_timeouts"] == 0, f"open WebSockets that stopped answering:\n{context}"
+    assert stats["ws_abnormal_closes"] == 0, f"WebSockets broken by the server (not closed cleanly):\n{context}"
+    assert stats["ws_connect_errors"] == 0, f"WebSocket handshakes refused:\n{context}"
     assert stats["ws_clients_alive_at_end"] == stats["ws_clients"], f"WebSocket clients not answered at the end:\n{context}"
 
 
