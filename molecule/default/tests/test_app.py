@@ -202,6 +202,10 @@ def test_minimal_startproject_deploys_as_second_app(repo, ansible_playbook, host
         "django_health_path": "/admin/login/",
         "django_health_check_release": False,
         "django_demo_superuser_enabled": False,
+        # A second application on the app host that no load balancer serves,
+        # with no login-only page for a canary.
+        "django_loadbalancers": [],
+        "django_canary_enabled": False,
     }
     (tmp_path / "minimal.json").write_text(json.dumps(extra))
     try:
