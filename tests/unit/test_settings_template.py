@@ -60,6 +60,9 @@ django_database:
   password: "{{ postgresql_app_password }}"
   conn_max_age: 60
   connect_timeout: 3
+  pool_max_size: 6
+  pool_min_size: 2
+  pool_timeout: 7
 django_redis_endpoints:
   sessions:
     host: "{{ groups['redis_servers'] | first }}"
@@ -326,8 +329,9 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
     # Database.
     db = s["DATABASE"]
     assert db["ENGINE"] == "django.db.backends.postgresql"
-    assert db["CONN_MAX_AGE"] == 60 and db["CONN_HEALTH_CHECKS"] is True
-    assert db["OPTIONS"] == {"connect_timeout": 3}
+    # A pool per worker process; persistent connections would leak under ASGI.
+    assert db["CONN_MAX_AGE"] == 0 and db["CONN_HEALTH_CHECKS"] is True
+    assert db["OPTIONS"] == {"connect_timeout": 3, "pool": {"min_size": 2, "max_size": 6, "timeout": 7.0}}
 
     # Runtime app and middleware order.
     assert s["INSTALLED_APPS"].count("bundle_runtime") == 1
@@ -351,6 +355,9 @@ def test_tenants_debug_and_extra_settings(render, sample_python):
             "django_debug": True,
             "django_secure_proxy_ssl_header": False,
             "django_log_level": "debug",
+            "django_database": {"host": "db.example", "port": 5432, "name": "app", "user": "app",
+                                "password": "p'w\"d", "conn_max_age": 30, "connect_timeout": 4,
+                                "pool_max_size": 0},
             "django_extra_settings": {
                 "FEATURE_FLAGS": {"beta": True, "limit": None, "ratio": 0.25, "names": ["a", "q\"'\\ü 😀"]},
                 "EMAIL_HOST": "smtp.example.org",
@@ -364,6 +371,8 @@ def test_tenants_debug_and_extra_settings(render, sample_python):
     assert s["DEBUG"] is True
     assert s["SECURE_PROXY_SSL_HEADER"] is None
     assert s["LOGGING"]["root"]["level"] == "DEBUG"
+    # pool_max_size 0: no pool, persistent connections as configured.
+    assert s["DATABASE"]["CONN_MAX_AGE"] == 30 and s["DATABASE"]["OPTIONS"] == {"connect_timeout": 4}
     assert s["EXTRA"] == {
         "FEATURE_FLAGS": {"beta": True, "limit": None, "ratio": 0.25, "names": ["a", "q\"'\\ü 😀"]},
         "EMAIL_HOST": "smtp.example.org",
