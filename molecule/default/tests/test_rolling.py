@@ -4,7 +4,7 @@
 while each playbook run goes on, :class:`loadgen.Load` keeps them busy over
 HTTP (``/whoami``) and WebSocket (``/ws/whoami/``) and counts failures,
 logouts and dropped sockets. Each test prints its counts and writes them, with
-the latency timeline, to ``.cache/test-results/rolling-<test>.json``.
+the latency timeline, to ``.cache/test-results/rolling-<sandbox prefix>-<test>.json``.
 
 The release fixtures (tests/fixtures/releases, built by releases.py) are:
 r2 = expand (0005, before the deploy) + contract (0006, after the deploy);
@@ -120,11 +120,11 @@ def report(name, capsys, load=None, proc=None, **extra):
     if proc is not None:
         data["playbook_rc"] = proc.returncode
     if load is not None:
-        path = load.write(str(RESULTS / f"rolling-{name}.json"), extra=data)
+        path = load.write(str(RESULTS / f"rolling-{PREFIX}-{name}.json"), extra=data)
         stats = load.stats()
     else:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"rolling-{name}.json"
+        path = RESULTS / f"rolling-{PREFIX}-{name}.json"
         path.write_text(json.dumps(data))
         stats = {}
     shown = {k: v for k, v in stats.items() if k != "examples"}
