@@ -83,6 +83,7 @@ django_redis_endpoints:
     username: "{{ redis_app_username }}"
     password: "{{ redis_app_password }}"
 django_redis_socket_connect_timeout: 0.5
+django_channels_socket_timeout: 15
 django_redis_socket_timeout: 0.5
 django_redis_max_connections: 50
 django_session_engine: django.contrib.sessions.backends.cached_db
@@ -323,7 +324,9 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
     # Channels.
     layer = s["CHANNEL_LAYERS"]["default"]
     assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert list(layer["CONFIG"]["hosts"][0]) == ["address", "socket_connect_timeout"]
+    assert list(layer["CONFIG"]["hosts"][0]) == ["address", "socket_connect_timeout", "socket_timeout"]
+    # Longer than channels_redis' 5 s blocking read.
+    assert layer["CONFIG"]["hosts"][0]["socket_timeout"] == 15.0
     assert s["channels_get_user_patched"] is True
 
     # Database.
