@@ -144,7 +144,7 @@ PROBE = textwrap.dedent(
         "LOGGING": s.LOGGING,
         "EXTRA": {k: getattr(s, k) for k in sys.argv[1:]},
         "channels_get_user_patched": channels.auth.get_user is bundle_runtime.channels_auth.get_user,
-    }, sys.stdout)
+    }, sys.stdout, default=lambda o: getattr(o, "__qualname__", repr(o)))
     """
 )
 
@@ -334,7 +334,8 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
     assert db["ENGINE"] == "django.db.backends.postgresql"
     # A pool per worker process; persistent connections would leak under ASGI.
     assert db["CONN_MAX_AGE"] == 0 and db["CONN_HEALTH_CHECKS"] is True
-    assert db["OPTIONS"] == {"connect_timeout": 3, "pool": {"min_size": 2, "max_size": 6, "timeout": 7.0}}
+    assert db["OPTIONS"] == {"connect_timeout": 3, "pool": {"min_size": 2, "max_size": 6, "timeout": 7.0,
+                                                            "check": "ConnectionPool.check_connection"}}
 
     # Runtime app and middleware order.
     assert s["INSTALLED_APPS"].count("bundle_runtime") == 1
