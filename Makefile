@@ -24,7 +24,7 @@ INVENTORIES := $(wildcard inventories/*/hosts.yml)
 # documented example password; real inventories use their own (ANSIBLE_VAULT_PASSWORD_FILE).
 EXAMPLE_VAULT_PASSWORD_FILE := $(CURDIR)/inventories/example-vault-password.txt
 
-.PHONY: help bootstrap docker image lint unit molecule test deploy destroy
+.PHONY: help bootstrap docker image lint unit molecule test deploy destroy check-env
 
 help:
 	@echo "make deploy [ENV=sandbox|staging|production]  deploy (sandbox: local containers, LB on 127.0.0.1:$(BUNDLE_LB_PORT))"
@@ -71,12 +71,19 @@ molecule: bootstrap image
 test: lint unit molecule
 
 ## Deploy: the sandbox gets its containers first; other environments are real servers
-deploy: bootstrap
+ENVIRONMENTS := $(notdir $(patsubst %/hosts.yml,%,$(INVENTORIES)))
+deploy: check-env bootstrap
 ifeq ($(ENV),sandbox)
 	@$(MAKE) --no-print-directory image
 	ansible-playbook -i inventories/sandbox playbooks/sandbox_create.yml
 endif
 	ansible-playbook -i inventories/$(ENV) playbooks/site.yml $(if $(filter sandbox,$(ENV)),,$(ANSIBLE_ARGS))
+
+# An unknown ENV stops before anything is installed or contacted.
+check-env:
+	@test -f inventories/$(ENV)/hosts.yml || { \
+	  echo "Unknown environment '$(ENV)': use ENV=$$(echo $(ENVIRONMENTS) | sed 's/ /, ENV=/g') (inventories/<env>/hosts.yml)." >&2; \
+	  exit 2; }
 
 destroy: bootstrap
 	@if docker info >/dev/null 2>&1; then \

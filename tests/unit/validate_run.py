@@ -25,7 +25,10 @@ def validate(*extra_vars, limit=None, inventory="sandbox", args=()):
     env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
     env["ANSIBLE_NOCOLOR"] = "1"
     env["BUNDLE_SANDBOX_PREFIX"] = "unit-validate-no-such-host"
-    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(REPO / "inventories" / inventory),
+    inventory_dir = pathlib.Path(inventory)
+    if not inventory_dir.is_absolute():
+        inventory_dir = REPO / "inventories" / inventory
+    cmd = [str(ANSIBLE_PLAYBOOK), "-i", str(inventory_dir),
            str(REPO / "playbooks" / "validate.yml"),
            "--vault-password-file", str(EXAMPLE_VAULT_PASSWORD), *args]
     if limit:
