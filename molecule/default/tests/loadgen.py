@@ -194,6 +194,11 @@ class Load:
         parsed = urllib.parse.urlsplit(self.lb_url)
         self._address = (parsed.hostname, parsed.port or 80)
         self.sessions = list(sessions)
+        # Like a browser: a Set-Cookie of sessionid (Django cycles the key when
+        # a session was signed with a SECRET_KEY_FALLBACKS key) replaces the
+        # user's cookie for the next HTTP request and WebSocket connection.
+        self.cookies = {user.username: user.sessionid for user in self.sessions}
+        self.cookie_updates = 0
         self.http_workers = http_workers
         self.ws_clients = ws_clients
         self.http_timeout = http_timeout
@@ -232,6 +237,16 @@ class Load:
         with self._lock:
             self.timeline.append((round(start - self.started, 3), kind, round(latency, 4), ok))
 
+    def _cookie(self, user):
+        with self._lock:
+            return self.cookies[user.username]
+
+    def current_sessions(self):
+        """The users with the cookies they hold now (after any Set-Cookie)."""
+        with self._lock:
+            return [UserSession(username=u.username, host=u.host, sessionid=self.cookies[u.username], tenant=u.tenant)
+                    for u in self.sessions]
+
     def _pick_user(self):
         with self._lock:
             user = self.sessions[self._next_user % len(self.sessions)]
@@ -246,9 +261,14 @@ class Load:
             start = time.monotonic()
             ok = False
             try:
-                answer = requests.get(url, headers={"Host": user.host, "Cookie": f"sessionid={user.sessionid}",
+                answer = requests.get(url, headers={"Host": user.host, "Cookie": f"sessionid={self._cookie(user)}",
                                                     "Connection": "close"},
                                       timeout=self.http_timeout, allow_redirects=False)
+                renewed = answer.cookies.get("sessionid")
+                if renewed:
+                    with self._lock:
+                        self.cookies[user.username] = renewed
+                        self.cookie_updates += 1
             except requests.RequestException as exc:
                 self._count("failures")
                 self._note(f"http:{type(exc).__name__}", exc)
@@ -285,7 +305,7 @@ class Load:
                 f"ws://{user.host}:{port}/ws/whoami/",
                 sock=sock,
                 origin=f"http://{user.host}:{port}",
-                additional_headers={"Cookie": f"sessionid={user.sessionid}"},
+                additional_headers={"Cookie": f"sessionid={self._cookie(user)}"},
                 open_timeout=self.ws_timeout,
                 close_timeout=5,
             )
@@ -429,6 +449,7 @@ class Load:
                 "ws_connect_errors": self.counts["ws_connect_errors"],
                 "ws_close_codes": dict(self.ws_close_codes),
                 "failure_kinds": dict(self.failure_kinds),
+                "cookie_updates": self.cookie_updates,
                 "examples": list(self.examples),
             }
 
