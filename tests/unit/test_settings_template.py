@@ -86,9 +86,10 @@ django_redis_socket_connect_timeout: 0.5
 django_channels_socket_timeout: 15
 django_redis_socket_timeout: 0.5
 django_redis_max_connections: 50
-django_session_engine: django.contrib.sessions.backends.cached_db
+django_session_engine: bundle_runtime.sessions
 django_session_cookie_age: 86400
-django_session_save_every_request: true
+django_session_save_every_request: false
+django_session_refresh_seconds: 300
 django_session_expire_at_browser_close: false
 django_secure_cookies: true
 django_secure_hsts_seconds: 0
@@ -130,9 +131,12 @@ PROBE = textwrap.dedent(
         "CHANNELS_URL": parsed(s.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"]),
         "SESSION": {k: getattr(s, k) for k in (
             "SESSION_ENGINE", "SESSION_CACHE_ALIAS", "SESSION_COOKIE_AGE", "SESSION_SAVE_EVERY_REQUEST",
+            "BUNDLE_SESSION_REFRESH_SECONDS",
             "SESSION_EXPIRE_AT_BROWSER_CLOSE", "SESSION_COOKIE_DOMAIN", "SESSION_COOKIE_SECURE",
             "CSRF_COOKIE_SECURE", "SECURE_HSTS_SECONDS", "SECURE_SSL_REDIRECT")},
         "SECURE_PROXY_SSL_HEADER": s.SECURE_PROXY_SSL_HEADER,
+        "SESSION_STORE": (lambda c: [c.__module__, c.__qualname__, c.cache_key_prefix])(
+            __import__("importlib").import_module(s.SESSION_ENGINE).SessionStore),
         "DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS": s.DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS,
         "DJANGO_REDIS_LOGGER": s.DJANGO_REDIS_LOGGER,
         "INSTALLED_APPS": s.INSTALLED_APPS,
@@ -279,12 +283,14 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
     assert s["CHANNELS_URL"]["password"] == HOSTILE_REDIS
     assert s["CHANNELS_URL"]["username"] == "app"
 
-    # Sessions: cached_db through the dedicated alias, host-only cookies.
+    # Sessions: the bundle's cached_db engine (refresh when due instead of
+    # SESSION_SAVE_EVERY_REQUEST) through the dedicated alias, host-only cookies.
     assert s["SESSION"] == {
-        "SESSION_ENGINE": "django.contrib.sessions.backends.cached_db",
+        "SESSION_ENGINE": "bundle_runtime.sessions",
         "SESSION_CACHE_ALIAS": "sessions",
         "SESSION_COOKIE_AGE": 86400,
-        "SESSION_SAVE_EVERY_REQUEST": True,
+        "SESSION_SAVE_EVERY_REQUEST": False,
+        "BUNDLE_SESSION_REFRESH_SECONDS": 300,
         "SESSION_EXPIRE_AT_BROWSER_CLOSE": False,
         "SESSION_COOKIE_DOMAIN": None,
         # Per environment: the inventory's values (sandbox plain HTTP, others HTTPS + HSTS).
@@ -294,6 +300,9 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
         "SECURE_SSL_REDIRECT": False,
     }
     assert s["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    # Same class name (signing salt) and cache prefix as Django's cached_db:
+    # sessions of the db/cached_db engines stay readable after the switch.
+    assert s["SESSION_STORE"] == ["bundle_runtime.sessions", "SessionStore", "django.contrib.sessions.cached_db"]
 
     # Caches: django-redis, short timeouts, no retries, errors ignored and logged.
     assert set(s["CACHES"]) == {"default", "sessions"}
