@@ -343,8 +343,7 @@ def test_rendered_settings_per_inventory(inventory, render, sample_python):
     assert db["ENGINE"] == "django.db.backends.postgresql"
     # A pool per worker process; persistent connections would leak under ASGI.
     assert db["CONN_MAX_AGE"] == 0 and db["CONN_HEALTH_CHECKS"] is True
-    assert db["OPTIONS"] == {"connect_timeout": 3, "pool": {"min_size": 2, "max_size": 6, "timeout": 7.0,
-                                                            "check": "ConnectionPool.check_connection"}}
+    assert db["OPTIONS"] == {"connect_timeout": 3, "pool": {"min_size": 2, "max_size": 6, "timeout": 7.0}}
 
     # Runtime app and middleware order.
     assert s["INSTALLED_APPS"].count("bundle_runtime") == 1
