@@ -24,12 +24,13 @@ INVENTORIES := $(wildcard inventories/*/hosts.yml)
 # documented example password; real inventories use their own (ANSIBLE_VAULT_PASSWORD_FILE).
 EXAMPLE_VAULT_PASSWORD_FILE := $(CURDIR)/inventories/example-vault-password.txt
 
-.PHONY: help bootstrap docker image lint unit molecule test deploy destroy check-env
+.PHONY: help bootstrap docker image lint unit molecule test deploy destroy bench check-env
 
 help:
 	@echo "make deploy [ENV=sandbox|staging|production]  deploy (sandbox: local containers, LB on 127.0.0.1:$(BUNDLE_LB_PORT))"
 	@echo "make destroy                                    remove the sandbox containers and network"
 	@echo "make test                                       lint + unit tests + molecule scenarios (CI)"
+	@echo "make bench                                      benchmarks on their own sandbox -> bench/results/"
 	@echo "make lint | unit | molecule | bootstrap | image"
 
 ## Controller tools, pinned in ansible/requirements.txt
@@ -84,6 +85,11 @@ check-env:
 	@test -f inventories/$(ENV)/hosts.yml || { \
 	  echo "Unknown environment '$(ENV)': use ENV=$$(echo $(ENVIRONMENTS) | sed 's/ /, ENV=/g') (inventories/<env>/hosts.yml)." >&2; \
 	  exit 2; }
+
+## Benchmarks (not tests): own sandbox bundle-bench-* on 127.0.0.1:18090, from
+## empty hosts to destroyed; ratios, tables and plots in bench/results/
+bench: bootstrap image
+	bench/run.sh
 
 destroy: bootstrap
 	@if docker info >/dev/null 2>&1; then \

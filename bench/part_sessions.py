@@ -1,0 +1,197 @@
+"""Part 1: session engines through the load balancer.
+
+For each configuration: apply it with ``playbooks/app.yml -e <json>`` (rolling
+restart), check that the app hosts really run it, log N users in through the
+login form, warm up, then measure a fixed duration of authenticated
+``GET /whoami`` with ``wrk`` (cookies rotated by whoami.lua) at a fixed
+concurrency. Rounds alternate the order of the configurations. The defaults
+are restored at the end (``app.yml`` without extra vars).
+"""
+
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import time
+
+import common
+import loadgen
+
+ENGINE = "django.contrib.sessions.backends."
+BUNDLE_ENGINE_MODULE = common.REPO / "runtime" / "bundle_runtime" / "sessions.py"
+CONFIGS = [
+    ("db+SER", {"django_session_engine": ENGINE + "db", "django_session_save_every_request": True}),
+    ("db", {"django_session_engine": ENGINE + "db", "django_session_save_every_request": False}),
+    ("cache+SER", {"django_session_engine": ENGINE + "cache", "django_session_save_every_request": True}),
+    ("cache", {"django_session_engine": ENGINE + "cache", "django_session_save_every_request": False}),
+    ("cached_db+SER", {"django_session_engine": ENGINE + "cached_db", "django_session_save_every_request": True}),
+    ("cached_db", {"django_session_engine": ENGINE + "cached_db", "django_session_save_every_request": False}),
+    ("bundle", {"django_session_engine": "bundle_runtime.sessions", "django_session_save_every_request": False}),
+]
+USERS = int(os.environ.get("BENCH_SESSION_USERS", "20"))
+PASSWORD = "bench-Sessions-31"
+WARMUP = int(os.environ.get("BENCH_WARMUP_S", "5"))
+DURATION = int(os.environ.get("BENCH_DURATION_S", "20"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+THREADS = int(os.environ.get("BENCH_WRK_THREADS", "2"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+LUA = common.BENCH / "whoami.lua"
+
+_SETTINGS = ("from django.conf import settings\n"
+             "import json\n"
+             "print('BENCH_SETTINGS ' + json.dumps([settings.SESSION_ENGINE, settings.SESSION_SAVE_EVERY_REQUEST]))\n")
+
+
+def _ms(value):
+    number, unit = re.match(r"([\d.]+)(us|ms|s|m)", value).groups()
+    return round(float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit], 3)
+
+
+def parse_wrk(text):
+    out = {}
+    match = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    out["rps"] = float(match.group(1)) if match else None
+    for pct in ("50", "75", "90", "99"):
+        match = re.search(rf"^\s+{pct}%\s+(\S+)", text, re.M)
+        out[f"p{pct}_ms"] = _ms(match.group(1)) if match else None
+    match = re.search(r"(\d+) requests in ([\d.]+)(\w+)", text)
+    out["requests"] = int(match.group(1)) if match else None
+    match = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    out["non_2xx"] = int(match.group(1)) if match else 0
+    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    out["socket_errors"] = sum(map(int, match.groups())) if match else 0
+    match = re.search(r"BENCH_BAD (\d+) of (\d+)", text)
+    out["not_authenticated"] = int(match.group(1)) if match else None
+    return out
+
+
+def wrk(cookie_file, seconds):
+    """Run wrk; return (parsed result, client CPU seconds / wall seconds = cores used by the client)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+         "-s", str(LUA), common.LB_URL, "--", str(cookie_file)],
+        capture_output=True, text=True, timeout=seconds + 60, check=False)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    result = parse_wrk(proc.stdout)
+    result["client_cpu_cores"] = round(cpu / wall, 3)
+    return result, proc.stdout
+
+
+def running_settings():
+    """[(host, SESSION_ENGINE, SESSION_SAVE_EVERY_REQUEST)] as the deployed settings say."""
+    out = []
+    for host in ("app1", "app2"):
+        proc = common.docker_exec(host, ["django-manage", "shell", "-c", _SETTINGS], timeout=120)
+        match = re.search(r"^BENCH_SETTINGS (.*)$", proc.stdout, re.M)
+        out.append([host, *(json.loads(match.group(1)) if match else [None, None])])
+    return out
+
+
+def measure(label, extra_vars, names, round_no):
+    row = {"config": label, "round": round_no, "vars": extra_vars}
+    if extra_vars["django_session_engine"] == "bundle_runtime.sessions" and not BUNDLE_ENGINE_MODULE.exists():
+        common.log(f"{label}: {BUNDLE_ENGINE_MODULE.relative_to(common.REPO)} missing: skipped")
+        row["status"] = "engine missing"
+        return row
+    common.log(f"round {round_no}: applying {label} with playbooks/app.yml")
+    run = common.playbook(f"sessions-r{round_no}-{label}", "playbooks/app.yml", "-e", json.dumps(extra_vars))
+    row["apply_seconds"] = run.seconds
+    if run.rc != 0:
+        row["status"] = f"apply failed (rc={run.rc}, see bench/results/tmp/{run.log_path.name})"
+        common.log(row["status"])
+        return row
+    settings = running_settings()
+    row["running"] = settings
+    want = [extra_vars["django_session_engine"], extra_vars["django_session_save_every_request"]]
+    if any(s[1:] != want for s in settings):
+        row["status"] = f"settings not applied: {settings}"
+        return row
+    try:
+        sessions = loadgen.login_all(common.LB_URL, names, PASSWORD, workers=4, tenant_every=0)
+    except Exception as exc:  # noqa: BLE001 - reported in the row
+        row["status"] = f"login failed: {exc}"[:500]
+        return row
+    cookie_file = common.SCRATCH / "cookies.txt"
+    cookie_file.write_text("".join(f"{s.sessionid}\n" for s in sessions))
+    wrk(cookie_file, WARMUP)
+    result, raw = wrk(cookie_file, DURATION)
+    (common.SCRATCH / f"wrk-r{round_no}-{label}.txt").write_text(raw)
+    lost = loadgen.check_sessions(common.LB_URL, sessions)
+    row.update(result)
+    row["users"] = len(sessions)
+    row["users_logged_out_after"] = len(lost)
+    row["status"] = "ok"
+    common.log(f"{label}: {result['rps']} req/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms, "
+               f"not authenticated {result['not_authenticated']}, client {result['client_cpu_cores']} cores")
+    return row
+
+
+def _ratio(a, b):
+    return round(a / b, 3) if a and b else None
+
+
+def summarize(rows):
+    by = {}
+    for row in rows:
+        if row.get("status") == "ok" and row.get("rps"):
+            by.setdefault(row["config"], []).append(row)
+    means = {label: {"rps": round(statistics.mean(r["rps"] for r in rs), 1),
+                     "p50_ms": round(statistics.mean(r["p50_ms"] for r in rs), 2),
+                     "p99_ms": round(statistics.mean(r["p99_ms"] for r in rs), 2),
+                     "rounds": len(rs)} for label, rs in by.items()}
+    pairs = [("bundle", "cache"), ("bundle", "cache+SER"), ("bundle", "db+SER"), ("cached_db+SER", "db+SER"),
+             ("cache", "db+SER"), ("cache+SER", "db+SER"), ("cached_db", "db+SER")]
+    ratios = {}
+    for a, b in pairs:
+        entry = {"mean": _ratio(means.get(a, {}).get("rps"), means.get(b, {}).get("rps"))}
+        for round_no in sorted({r["round"] for r in rows}):
+            ra = next((r["rps"] for r in by.get(a, []) if r["round"] == round_no), None)
+            rb = next((r["rps"] for r in by.get(b, []) if r["round"] == round_no), None)
+            entry[f"round{round_no}"] = _ratio(ra, rb)
+        ratios[f"{a} / {b}"] = entry
+    return means, ratios
+
+
+def run():
+    if not shutil.which("wrk"):
+        raise RuntimeError("wrk is not installed (bench/run.sh installs the Debian package)")
+    common.ensure_site()
+    names = loadgen.create_users("benchsess", USERS, password=PASSWORD, sandbox_prefix=common.PREFIX)
+    rows = []
+    started = time.time()
+    data = {"machine": common.machine(), "method": {
+        "client": "wrk", "threads": THREADS, "connections": CONNECTIONS, "warmup_s": WARMUP,
+        "duration_s": DURATION, "users": USERS, "rounds": ROUNDS, "path": "GET /whoami (Host: localhost)",
+        "via": common.LB_URL, "order": "round 1 in list order, round 2 reversed, ..."}}
+    try:
+        for round_no in range(1, ROUNDS + 1):
+            order = CONFIGS if round_no % 2 else list(reversed(CONFIGS))
+            for label, extra_vars in order:
+                rows.append(measure(label, extra_vars, names, round_no))
+                data["rows"] = rows
+                data["means"], data["ratios"] = summarize(rows)
+                common.write_json("sessions", data)
+        if BUNDLE_ENGINE_MODULE.exists() and any(
+                r["config"] == "bundle" and r["status"] == "engine missing" for r in rows):
+            common.log("the bundle engine landed during the run: measuring it now")
+            rows.append(measure("bundle", dict(CONFIGS)["bundle"], names, ROUNDS + 1))
+    finally:
+        common.log("restoring the default session settings (playbooks/app.yml without extra vars)")
+        restore = common.playbook("sessions-restore", "playbooks/app.yml")
+        data["restore"] = {"rc": restore.rc, "seconds": restore.seconds, "running": running_settings()}
+        data["rows"] = rows
+        data["means"], data["ratios"] = summarize(rows)
+        data["seconds"] = round(time.time() - started, 1)
+        common.write_json("sessions", data)
+    if data["restore"]["rc"] != 0:
+        raise RuntimeError("restoring the default session settings failed")
+    return data

@@ -1,0 +1,149 @@
+"""bench/results/summary.md from bench/results/*.json (standard library only)."""
+
+import json
+import pathlib
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+
+
+def load(name):
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def fmt(value, digits=1):
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def sessions(data, out):
+    out.append("## 1. Session engines through the load balancer\n")
+    m = data["method"]
+    out.append(f"`wrk -t{m['threads']} -c{m['connections']}`, {m['warmup_s']} s warm-up then {m['duration_s']} s of "
+               f"{m['path']} via {m['via']}, cookies of {m['users']} users logged in through the login form after "
+               f"each switch; {m['rounds']} rounds, order reversed in even rounds. `+SER` = "
+               "SESSION_SAVE_EVERY_REQUEST on; `bundle` = `bundle_runtime.sessions` (SER off).\n")
+    out.append("| round | config | req/s | p50 ms | p99 ms | not authenticated | client CPU (cores) | status |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for r in data.get("rows", []):
+        out.append(f"| {r['round']} | {r['config']} | {fmt(r.get('rps'))} | {fmt(r.get('p50_ms'), 2)} | "
+                   f"{fmt(r.get('p99_ms'), 2)} | {fmt(r.get('not_authenticated'))} | "
+                   f"{fmt(r.get('client_cpu_cores'), 2)} | {r.get('status')} |")
+    out.append("\nMean over rounds:\n")
+    out.append("| config | req/s | p50 ms | p99 ms | rounds |")
+    out.append("|---|---|---|---|---|")
+    for label, v in data.get("means", {}).items():
+        out.append(f"| {label} | {fmt(v['rps'])} | {fmt(v['p50_ms'], 2)} | {fmt(v['p99_ms'], 2)} | {v['rounds']} |")
+    out.append("\nRatios of req/s (mean, and per round):\n")
+    rounds = sorted({r["round"] for r in data.get("rows", [])})
+    out.append("| ratio | mean | " + " | ".join(f"round {n}" for n in rounds) + " |")
+    out.append("|---|---|" + "---|" * len(rounds))
+    for name, v in data.get("ratios", {}).items():
+        out.append(f"| {name} | {fmt(v.get('mean'), 2)} | "
+                   + " | ".join(fmt(v.get(f"round{n}"), 2) for n in rounds) + " |")
+    ratios = data.get("ratios", {})
+    bundle_cache = ratios.get("bundle / cache", {}).get("mean")
+    bundle_db = ratios.get("bundle / db+SER", {}).get("mean")
+    if bundle_cache and bundle_db:
+        verdict = ("meets" if bundle_cache >= 0.9 and bundle_db >= 1.5 else "does NOT meet")
+        out.append(f"\nIssue target (bundle >= 0.9x cache and >= 1.5x db+SER): bundle is {bundle_cache:.2f}x cache "
+                   f"and {bundle_db:.2f}x db+SER, so it {verdict} the target in this run.")
+    else:
+        out.append("\nIssue target (bundle >= 0.9x cache and >= 1.5x db+SER): not measured "
+                   "(bundle engine row has no result, see the status column).")
+    restore = data.get("restore", {})
+    out.append(f"Defaults restored afterwards: rc={restore.get('rc')}, running {restore.get('running')}.\n")
+
+
+def redis(data, out):
+    out.append("## 2. Redis SET/GET on the sessions instance by AOF policy\n")
+    m = data["method"]
+    out.append(f"redis-benchmark (Redis {data['redis_version']}) inside the redis host, port {m['port']}, admin user, "
+               f"{m['requests']} requests x SET and GET, {m['clients']} clients, {m['value_bytes']}-byte values, "
+               f"no pipelining, scratch db {m['scratch_db']}; {m['rounds']} rounds alternating the order. "
+               f"Configured {data['configured']}, restored {data['restored']} (ok: {data['restored_ok']}).\n")
+    out.append("| round | policy | SET ops/s | GET ops/s |")
+    out.append("|---|---|---|---|")
+    for r in data["rows"]:
+        out.append(f"| {r['round']} | {r['policy']} | {r['set_ops']:.0f} | {r['get_ops']:.0f} |")
+    out.append("\n| policy | SET ops/s (mean) | GET ops/s (mean) | SET / everysec | GET / everysec |")
+    out.append("|---|---|---|---|---|")
+    for label, v in data["means"].items():
+        r = data["ratios_to_everysec"].get(label, {})
+        out.append(f"| {label} | {v['set_ops']} | {v['get_ops']} | {fmt(r.get('set'), 2)} | {fmt(r.get('get'), 2)} |")
+    out.append("")
+
+
+def deploy(data, out):
+    out.append("## 3. Deploy timing from empty hosts\n")
+    out.append(f"Containers created in {data.get('create_seconds')} s. `ansible.posix.profile_tasks` on.\n")
+    out.append("| run | seconds |")
+    out.append("|---|---|")
+    if data.get("full"):
+        out.append(f"| full `site.yml` on empty hosts | {data['full']['seconds']} |")
+    if data.get("noop"):
+        out.append(f"| no-op re-run (changed=0 asserted on every host) | {data['noop']['seconds']} |")
+    for name, v in (data.get("variants") or {}).items():
+        ratio = (data.get("ratios_to_baseline") or {}).get(name)
+        extra = f" ({ratio:.2f}x the baseline mean {data['noop_baseline_mean_seconds']} s)" if ratio else ""
+        out.append(f"| no-op re-run, {name} | {v['seconds']}{extra} |")
+    for key, title in (("full", "full site.yml"), ("noop", "no-op re-run")):
+        if data.get(key):
+            out.append(f"\nTen slowest tasks, {title}:\n")
+            out.append("| task | s |")
+            out.append("|---|---|")
+            for task, secs in data[key]["slowest_tasks"]:
+                out.append(f"| {task} | {secs:.2f} |")
+    out.append("")
+
+
+def rolling(data, out):
+    out.append("## 4. Rolling deploy under load\n")
+    s = data["stats"]
+    p = data["playbook"]
+    out.append(f"`rolling_migrate.yml` to r2 while {data['method']['users']} logged-in users hit the LB "
+               f"({data['method']['http_workers']} HTTP workers, {data['method']['ws_clients']} WebSocket clients): "
+               f"playbook rc={p['rc']}, {p['seconds']} s. Plot: `rolling.png` (grey = play start, purple = drain, "
+               "black dotted = restart, green = enable).\n")
+    out.append("| HTTP requests | failures | logouts | p50 s | p95 s | max s | WS messages | WS reconnects | "
+               "WS logouts | WS failures | WS abnormal closes |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    out.append(f"| {s['requests']} | {s['failures']} | {s['logouts']} | {s['http_latency_p50_s']} | "
+               f"{s['http_latency_p95_s']} | {s['http_latency_max_s']} | {s['ws_messages']} | {s['ws_reconnects']} | "
+               f"{s['ws_logouts']} | {s['ws_failures']} | {s['ws_abnormal_closes']} |")
+    out.append("\n| t (s) | event |")
+    out.append("|---|---|")
+    events = [(x["t"], f"PLAY {x['name']}") for x in data["plays"]]
+    events += [(x["t"], f"{x['kind']} {x['host']}") for x in data["switches"]]
+    for t, what in sorted(events):
+        out.append(f"| {t:.1f} | {what} |")
+    out.append("")
+
+
+def main():
+    out = ["# Benchmark results (`make bench`)\n",
+           "Ratios are measured within one run on one shared, noisy 2-core machine where the load client, the "
+           "load balancer, both app hosts, PostgreSQL and Redis share the CPUs: compare rows of the same run, "
+           "not absolute numbers across machines. Raw data: the JSON files beside this one.\n"]
+    timings = load("timings") or {}
+    errors = load("errors") or {}
+    if timings:
+        out.append("Part durations (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()) + ".")
+    if errors:
+        out.append("\n**Failed parts**: " + "; ".join(f"{k}: {v[:300]}" for k, v in errors.items()))
+    out.append("")
+    for name, render in (("sessions", sessions), ("redis", redis), ("deploy", deploy), ("rolling", rolling)):
+        data = load(name)
+        if data:
+            render(data, out)
+        else:
+            out.append(f"## {name}: no results\n")
+    (RESULTS / "summary.md").write_text("\n".join(out) + "\n")
+    print("[report] wrote bench/results/summary.md")
+
+
+if __name__ == "__main__":
+    main()
