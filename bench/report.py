@@ -19,13 +19,19 @@ def fmt(value, digits=1):
     return str(value)
 
 
+def machine(data):
+    m = data.get("machine") or {}
+    return (f"Machine: {m.get('cpus')} CPUs, load average {m.get('loadavg_at_start')} at the start of the part "
+            f"({m.get('date_utc')}).")
+
+
 def sessions(data, out):
     out.append("## 1. Session engines through the load balancer\n")
     m = data["method"]
     out.append(f"`wrk -t{m['threads']} -c{m['connections']}`, {m['warmup_s']} s warm-up then {m['duration_s']} s of "
                f"{m['path']} via {m['via']}, cookies of {m['users']} users logged in through the login form after "
                f"each switch; {m['rounds']} rounds, order reversed in even rounds. `+SER` = "
-               "SESSION_SAVE_EVERY_REQUEST on; `bundle` = `bundle_runtime.sessions` (SER off).\n")
+               "SESSION_SAVE_EVERY_REQUEST on; `bundle` = `bundle_runtime.sessions` (SER off). " + machine(data) + "\n")
     out.append("| round | config | req/s | p50 ms | p99 ms | not authenticated | client CPU (cores) | status |")
     out.append("|---|---|---|---|---|---|---|---|")
     for r in data.get("rows", []):
@@ -64,7 +70,8 @@ def redis(data, out):
     out.append(f"redis-benchmark (Redis {data['redis_version']}) inside the redis host, port {m['port']}, admin user, "
                f"{m['requests']} requests x SET and GET, {m['clients']} clients, {m['value_bytes']}-byte values, "
                f"no pipelining, scratch db {m['scratch_db']}; {m['rounds']} rounds alternating the order. "
-               f"Configured {data['configured']}, restored {data['restored']} (ok: {data['restored_ok']}).\n")
+               f"Configured {data['configured']}, restored {data['restored']} (ok: {data['restored_ok']}). "
+               + machine(data) + "\n")
     out.append("| round | policy | SET ops/s | GET ops/s |")
     out.append("|---|---|---|---|")
     for r in data["rows"]:
@@ -79,7 +86,8 @@ def redis(data, out):
 
 def deploy(data, out):
     out.append("## 3. Deploy timing from empty hosts\n")
-    out.append(f"Containers created in {data.get('create_seconds')} s. `ansible.posix.profile_tasks` on.\n")
+    out.append(f"Containers created in {data.get('create_seconds')} s. `ansible.posix.profile_tasks` on. "
+               f"{machine(data)}\n")
     out.append("| run | seconds |")
     out.append("|---|---|")
     if data.get("full"):
@@ -97,6 +105,9 @@ def deploy(data, out):
             out.append("|---|---|")
             for task, secs in data[key]["slowest_tasks"]:
                 out.append(f"| {task} | {secs:.2f} |")
+    if not data.get("variants"):
+        out.append("\nNo-op re-run with pipelining off, forks 1, smart gathering + fact cache: **not measured in "
+                   "this run** (`BENCH_DEPLOY_VARIANTS=1`, the default, measures them).")
     out.append("")
 
 
@@ -107,7 +118,7 @@ def rolling(data, out):
     out.append(f"`rolling_migrate.yml` to r2 while {data['method']['users']} logged-in users hit the LB "
                f"({data['method']['http_workers']} HTTP workers, {data['method']['ws_clients']} WebSocket clients): "
                f"playbook rc={p['rc']}, {p['seconds']} s. Plot: `rolling.png` (grey = play start, purple = drain, "
-               "black dotted = restart, green = enable).\n")
+               "black dotted = restart, green = enable). " + machine(data) + "\n")
     out.append("| HTTP requests | failures | logouts | p50 s | p95 s | max s | WS messages | WS reconnects | "
                "WS logouts | WS failures | WS abnormal closes |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
