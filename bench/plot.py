@@ -87,8 +87,8 @@ def deploy(data):
     fig, axes = plt.subplots(1, ncols, figsize=(6.5 * ncols, 5))
     axes = list(axes) if ncols > 1 else [axes]
     for ax, (title, part) in zip(axes, panels):
-        tasks = list(reversed(part["slowest_tasks"]))
-        ax.barh([t[0][:55] for t in tasks], [t[1] for t in tasks])
+        tasks = list(reversed(list(enumerate(part["slowest_tasks"], 1))))
+        ax.barh([f"{i}. {t[0][:52]}" for i, t in tasks], [t[1] for _, t in tasks])
         ax.set_title(f"{title}: {part['seconds']:.0f} s, ten slowest tasks", fontsize=10)
         ax.set_xlabel("s")
         ax.tick_params(axis="y", labelsize=7)
