@@ -22,7 +22,7 @@ SCRATCH_DB = int(os.environ.get("BENCH_REDIS_DB", "9"))
 REQUESTS = int(os.environ.get("BENCH_REDIS_REQUESTS", "100000"))
 CLIENTS = int(os.environ.get("BENCH_REDIS_CLIENTS", "20"))
 VALUE_SIZE = int(os.environ.get("BENCH_REDIS_VALUE_BYTES", "512"))  # a small session payload
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_REDIS_ROUNDS", os.environ.get("BENCH_ROUNDS", "2")))
 POLICIES = [("everysec", "yes", "everysec"), ("always", "yes", "always"), ("aof off", "no", None)]
 
 
