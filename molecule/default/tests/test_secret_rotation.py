@@ -1,0 +1,73 @@
+"""SECRET_KEY rotation through playbooks/rotate_secret_key.yml under load.
+
+50 logged-in users keep requesting /whoami and hold WebSocket connections
+through the load balancer (loadgen.Load, which keeps the cookie a Set-Cookie
+gives it, like a browser) while the playbook makes two rolling passes. Nobody
+may be logged out, and the ``-v`` output must not contain any secret, the new
+key included.
+
+The hosts are left on the new key (old one in the fallbacks); the suites that
+run later deploy the inventory's key again. The file name sorts after
+test_rolling.py on purpose.
+"""
+
+import json
+import os
+import pathlib
+import secrets
+import time
+
+import pytest
+
+import loadgen
+
+PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
+RESULTS = pathlib.Path(__file__).resolve().parents[3] / ".cache" / "test-results"
+PASSWORD = "rotation-Secret-42"
+SECRET_VARS = (
+    "vault_redis_admin_password", "vault_redis_app_password", "vault_postgresql_app_password",
+    "vault_django_secret_key", "vault_django_demo_superuser_password",
+)
+
+
+@pytest.fixture(scope="module")
+def sessions(lb_url):
+    names = loadgen.create_users("rotation", 50, password=PASSWORD)
+    return loadgen.login_all(lb_url, names, PASSWORD)
+
+
+def test_short_new_key_is_refused_before_any_change(ansible_playbook):
+    run = ansible_playbook("playbooks/rotate_secret_key.yml", "-e", '{"django_secret_key_next": "too-short"}')
+    assert run.returncode != 0
+    assert "Set django_secret_key_next (50+ characters" in run.stdout, run.stdout[-3000:]
+    recap = run.stdout[run.stdout.rindex("PLAY RECAP"):]
+    assert "changed=0" in recap and "changed=1" not in recap, recap
+    assert "too-short" not in run.stdout
+
+
+def test_rotation_under_load_logs_nobody_out_and_leaks_nothing(sessions, lb_url, ansible_playbook, ansible_var):
+    new_key = "rotated-" + secrets.token_urlsafe(48)
+    values = {name: ansible_var("app1", name) for name in SECRET_VARS}
+    values["new key"] = new_key
+    with loadgen.Load(lb_url, sessions) as load:
+        started = time.monotonic()
+        run = ansible_playbook("playbooks/rotate_secret_key.yml", "-v",
+                               "-e", json.dumps({"django_secret_key_next": new_key}))
+        seconds = round(time.monotonic() - started, 1)
+        time.sleep(3)
+        stats = load.stats()
+        current = load.current_sessions()
+    data = {"test": "secret-key-rotation", "playbook_rc": run.returncode, "playbook_seconds": seconds,
+            **{k: v for k, v in stats.items() if k != "examples"}}
+    print(f"\n[rotation] {json.dumps(data, sort_keys=True)}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"rotation-{PREFIX}.json").write_text(json.dumps({**data, "examples": stats["examples"]}, indent=2))
+    assert run.returncode == 0, run.stdout[-4000:]
+    leaked = [name for name, value in values.items() if value and value in run.stdout]
+    assert not leaked, f"ansible-playbook -v output shows {leaked}"
+    assert stats["failures"] == 0, stats
+    assert stats["logouts"] == 0 and stats["ws_logouts"] == 0, stats
+    # Sessions signed with the old key were re-signed with the new one.
+    assert stats["cookie_updates"] > 0, stats
+    lost = loadgen.check_sessions(lb_url, current)
+    assert not lost, f"{len(lost)} users logged out after the rotation: {dict(list(lost.items())[:3])}"
