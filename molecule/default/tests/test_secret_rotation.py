@@ -20,6 +20,7 @@ import time
 import pytest
 
 import loadgen
+from test_session_engine import current_release_args
 
 PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 RESULTS = pathlib.Path(__file__).resolve().parents[3] / ".cache" / "test-results"
@@ -45,13 +46,17 @@ def test_short_new_key_is_refused_before_any_change(ansible_playbook):
     assert "too-short" not in run.stdout
 
 
-def test_rotation_under_load_logs_nobody_out_and_leaks_nothing(sessions, lb_url, ansible_playbook, ansible_var):
+def test_rotation_under_load_logs_nobody_out_and_leaks_nothing(sessions, lb_url, ansible_playbook, ansible_var,
+                                                             tmp_path):
+    # Keep the release that is deployed (test_rolling.py leaves a fixture
+    # release): the rotation changes the key, not the code.
+    release = current_release_args(tmp_path)
     new_key = "rotated-" + secrets.token_urlsafe(48)
     values = {name: ansible_var("app1", name) for name in SECRET_VARS}
     values["new key"] = new_key
     with loadgen.Load(lb_url, sessions) as load:
         started = time.monotonic()
-        run = ansible_playbook("playbooks/rotate_secret_key.yml", "-v",
+        run = ansible_playbook("playbooks/rotate_secret_key.yml", "-v", *release,
                                "-e", json.dumps({"django_secret_key_next": new_key}))
         seconds = round(time.monotonic() - started, 1)
         time.sleep(3)
