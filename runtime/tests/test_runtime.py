@@ -3,7 +3,6 @@
 import channels.auth
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.routing import URLRouter
-from channels.testing.websocket import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, get_user_model
 from django.contrib.sessions.models import Session
@@ -11,6 +10,7 @@ from django.test import Client, TestCase, TransactionTestCase, override_settings
 from django.urls import path
 
 from bundle_runtime import channels_auth, tenants
+from tests.ws import first_message
 
 PASSWORD = "correct horse battery staple"
 
@@ -35,16 +35,7 @@ def dropin_app():
 
 
 async def ws_whoami(app, host, cookie):
-    headers = [(b"host", host.encode())]
-    if cookie:
-        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
-    communicator = WebsocketCommunicator(app, "/ws/", headers=headers)
-    connected, _ = await communicator.connect()
-    assert connected
-    try:
-        return await communicator.receive_json_from()
-    finally:
-        await communicator.disconnect()
+    return await first_message(app, "/ws/", host, cookie)
 
 
 def http_login(client, host):

@@ -14,7 +14,6 @@ from unittest import mock
 from channels.auth import AuthMiddlewareStack
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.routing import URLRouter
-from channels.testing.websocket import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model, logout
 from django.contrib.sessions.models import Session
@@ -27,6 +26,7 @@ from django.urls import path
 
 from bundle_runtime import sessions as engine
 from tests import urls as base_urls
+from tests.ws import first_message
 
 PASSWORD = "correct horse battery staple"
 AGE = 1000
@@ -92,14 +92,7 @@ def ws_app():
 
 
 async def ws_whoami(cookie):
-    headers = [(b"host", b"testserver"), (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
-    communicator = WebsocketCommunicator(ws_app(), "/ws/whoami/", headers=headers)
-    connected, _ = await communicator.connect()
-    assert connected
-    try:
-        return await communicator.receive_json_from()
-    finally:
-        await communicator.disconnect()
+    return await first_message(ws_app(), "/ws/whoami/", "testserver", cookie)
 
 
 # --- helpers ------------------------------------------------------------------
