@@ -18,6 +18,12 @@ INVENTORY = REPO / "inventories" / "sandbox"
 PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 LB_PORT = int(os.environ.get("BUNDLE_LB_PORT", "8080"))
 VENV_BIN = REPO / ".venv" / "bin"
+#: Every secret of the sandbox (vault_* variables): none of them may show in
+#: playbook output or in a world-readable file.
+SECRET_VARS = (
+    "vault_redis_admin_password", "vault_redis_app_password", "vault_postgresql_app_password",
+    "vault_django_secret_key", "vault_django_demo_superuser_password",
+)
 
 
 def _ansible_env():
@@ -119,3 +125,10 @@ def ansible_var():
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def secret_values(ansible_var):
+    """{vault variable: its value on app1} for every non-empty secret of ``SECRET_VARS``."""
+    values = {name: ansible_var("app1", name) for name in SECRET_VARS}
+    return {name: value for name, value in values.items() if value}

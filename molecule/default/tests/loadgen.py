@@ -142,6 +142,11 @@ def login_all(lb_url, users, password, workers=4, tenant_every=5):
         return list(pool.map(one, enumerate(users)))
 
 
+def logged_in_users(lb_url, prefix, password, count=50):
+    """Create ``count`` users named ``<prefix>NNN`` and log them all in; return their sessions."""
+    return login_all(lb_url, create_users(prefix, count, password=password), password)
+
+
 def check_sessions(lb_url, sessions, timeout=30):
     """Users (of ``sessions``) whom /whoami no longer reports as themselves, with what it said."""
     lost = {}

@@ -6,11 +6,17 @@ project version from the last overlay's ``VERSION`` file. The result is passed
 to the playbooks as ``-e django_project_source=<dir>``; the release id the role
 computes depends only on the file contents, so the same fixture always gives
 the same release id.
+
+``current_release_args(tmp_path)`` gives the ``-e`` arguments that redeploy
+the release app1 runs now, for tests that change settings, not code.
 """
 
+import json
+import os
 import pathlib
 import re
 import shutil
+import subprocess
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "sample_project"
@@ -18,6 +24,11 @@ FIXTURES = REPO / "tests" / "fixtures" / "releases"
 CHAINS = {"r2": ["r2"], "r3": ["r2", "r3"]}
 _SKIP = {".venv", "__pycache__", "build", "dist", ".pytest_cache"}
 _META = {"VERSION"}
+SANDBOX_PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
+_VERSION = """
+import json, importlib.metadata
+print("RELEASES_VERSION " + json.dumps(importlib.metadata.version("bundle-sample")))
+"""
 
 
 def _ignore(directory, names):
@@ -56,3 +67,25 @@ def build_release(name, tmp_path):
         raise AssertionError(f"no [project] version line in {pyproject}")
     pyproject.write_text(text)
     return dest
+
+
+def deployed_version(app_host="app1"):
+    """Version of the ``bundle-sample`` distribution in the release ``app_host`` runs."""
+    proc = subprocess.run(["docker", "exec", f"{SANDBOX_PREFIX}-{app_host}", "django-manage", "shell", "-c", _VERSION],
+                          capture_output=True, text=True, timeout=120, check=False)
+    match = re.search(r"^RELEASES_VERSION (.*)$", proc.stdout, re.M)
+    if proc.returncode != 0 or not match:
+        raise AssertionError(f"no version from {app_host} ({proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-3000:]}")
+    return json.loads(match.group(1))
+
+
+def current_release_args(tmp_path):
+    """``-e django_project_source=...`` that redeploys the current release (none for the sample)."""
+    version = deployed_version()
+    sample = re.search(r'(?m)^version\s*=\s*"([^"]+)"', (SAMPLE / "pyproject.toml").read_text()).group(1)
+    if version == sample:
+        return []
+    for name in CHAINS:
+        if release_version(name) == version:
+            return ["-e", f"django_project_source={build_release(name, tmp_path)}"]
+    raise AssertionError(f"deployed bundle-sample {version} is neither the sample ({sample}) nor a release fixture")

@@ -34,16 +34,11 @@ USERS = 50
 PASSWORD = "faults-Secret-42"
 SESSIONS_UNIT = "redis-server@sessions"
 APP_UNIT = "bundle_sample"
-SECRET_VARS = (
-    "vault_redis_admin_password", "vault_redis_app_password", "vault_postgresql_app_password",
-    "vault_django_secret_key", "vault_django_demo_superuser_password",
-)
 
 
 @pytest.fixture(scope="module")
 def sessions(lb_url):
-    names = loadgen.create_users("fault", USERS, password=PASSWORD)
-    return loadgen.login_all(lb_url, names, PASSWORD)
+    return loadgen.logged_in_users(lb_url, "fault", PASSWORD, USERS)
 
 
 def report(name, stats, **extra):
@@ -196,12 +191,6 @@ def test_stopped_app_host_is_routed_around(sessions, lb_url, host_of):
     assert_nobody_logged_out(stats, lb_url, sessions)
 
 
-def _secret_values(ansible_var, extra=()):
-    values = {name: ansible_var("app1", name) for name in SECRET_VARS}
-    values.update(extra)
-    return {k: v for k, v in values.items() if v}
-
-
 # --------------------------------------------------------------------------
 # An unreachable host stops the deploy before anything changes
 # --------------------------------------------------------------------------
@@ -232,8 +221,8 @@ def test_unreachable_host_stops_before_any_change(tmp_path, host_of):
 # No secret in a world-readable file on any host
 # --------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["lb1", "app1", "app2", "db1", "redis1"])
-def test_no_secret_in_a_world_readable_file(name, ansible_var, host_of):
-    values = _secret_values(ansible_var)
+def test_no_secret_in_a_world_readable_file(name, secret_values, host_of):
+    values = dict(secret_values)
     # Self-check of the scanner: a planted world-readable file with a token
     # that is not a real secret must be found.
     token = "scan-selftest-" + secrets.token_hex(8)

@@ -20,21 +20,16 @@ import time
 import pytest
 
 import loadgen
-from test_session_engine import current_release_args
+from releases import current_release_args
 
 PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 RESULTS = pathlib.Path(__file__).resolve().parents[3] / ".cache" / "test-results"
 PASSWORD = "rotation-Secret-42"
-SECRET_VARS = (
-    "vault_redis_admin_password", "vault_redis_app_password", "vault_postgresql_app_password",
-    "vault_django_secret_key", "vault_django_demo_superuser_password",
-)
 
 
 @pytest.fixture(scope="module")
 def sessions(lb_url):
-    names = loadgen.create_users("rotation", 50, password=PASSWORD)
-    return loadgen.login_all(lb_url, names, PASSWORD)
+    return loadgen.logged_in_users(lb_url, "rotation", PASSWORD)
 
 
 def test_short_new_key_is_refused_before_any_change(ansible_playbook):
@@ -46,13 +41,13 @@ def test_short_new_key_is_refused_before_any_change(ansible_playbook):
     assert "too-short" not in run.stdout
 
 
-def test_rotation_under_load_logs_nobody_out_and_leaks_nothing(sessions, lb_url, ansible_playbook, ansible_var,
+def test_rotation_under_load_logs_nobody_out_and_leaks_nothing(sessions, lb_url, ansible_playbook, secret_values,
                                                              tmp_path):
     # Keep the release that is deployed (test_rolling.py leaves a fixture
     # release): the rotation changes the key, not the code.
     release = current_release_args(tmp_path)
     new_key = "rotated-" + secrets.token_urlsafe(48)
-    values = {name: ansible_var("app1", name) for name in SECRET_VARS}
+    values = dict(secret_values)
     values["new key"] = new_key
     with loadgen.Load(lb_url, sessions) as load:
         started = time.monotonic()

@@ -26,19 +26,17 @@ import socket
 import subprocess
 import time
 
-import pytest
 import requests
 from websockets.sync.client import connect as ws_connect
 
 import loadgen
-from releases import CHAINS, build_release, release_version
+from releases import current_release_args
 
 PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 PLAYBOOK = "playbooks/app.yml"
 ORIGINAL = {"django_session_engine": "django.contrib.sessions.backends.db", "django_session_save_every_request": True}
 PASSWORD = "session-Engine-test-7"
 STAMP = "_bundle_refreshed_at"
-SAMPLE_PYPROJECT = os.path.join(os.path.dirname(__file__), "..", "..", "..", "sample_project", "pyproject.toml")
 
 
 def manage_shell(code, **env):
@@ -60,11 +58,6 @@ import json
 from django.conf import settings as s
 print("SE_OUT " + json.dumps([s.SESSION_ENGINE, s.SESSION_SAVE_EVERY_REQUEST,
                                getattr(s, "BUNDLE_SESSION_REFRESH_SECONDS", None)]))
-"""
-
-_VERSION = """
-import json, importlib.metadata
-print("SE_OUT " + json.dumps(importlib.metadata.version("bundle-sample")))
 """
 
 # Exactly what django.contrib.auth.login stores, saved by plain cached_db
@@ -96,19 +89,6 @@ print("SE_OUT " + json.dumps(rows))
 
 def session_rows(users):
     return manage_shell(_ROWS, SE_KEYS=",".join(u.sessionid for u in users))
-
-
-def current_release_args(tmp_path):
-    """``-e django_project_source=...`` that redeploys the current release (none for the sample)."""
-    version = manage_shell(_VERSION)
-    with open(SAMPLE_PYPROJECT, encoding="utf-8") as handle:
-        sample = re.search(r'(?m)^version\s*=\s*"([^"]+)"', handle.read()).group(1)
-    if version == sample:
-        return []
-    for name in CHAINS:
-        if release_version(name) == version:
-            return ["-e", f"django_project_source={build_release(name, tmp_path)}"]
-    pytest.fail(f"deployed bundle-sample {version} is neither the sample ({sample}) nor a release fixture")
 
 
 def whoami(lb_url, user):
