@@ -2,9 +2,10 @@
 
 For every inventory in inventories/*/ the template is rendered by a real
 ``ansible-playbook`` run (ansible's own templar, ``to_json`` and ``comment``)
-with that inventory's variables. The ``django_*`` variables come from a
+with that inventory's variables. The ``django_*`` variables are the
+``django_app`` role's own defaults (plus a few test values), installed as a
 throwaway role's defaults (lowest precedence, so an inventory that defines
-them wins) wired to the shared contract variables (``redis_*``,
+them wins) and wired to the shared contract variables (``redis_*``,
 ``postgresql_*``, ``vault_*``). The vault secrets are overridden with a hostile
 value (quotes, backslashes, ``{{``, ``%``, non-ASCII) so the test proves it
 travels through the inventory's own indirections into the rendered module
@@ -42,64 +43,41 @@ INVENTORIES = sorted(
     path for path in (REPO / "inventories").iterdir() if path.is_dir() and not path.name.startswith(".")
 )
 
-# What roles/django_app/defaults/main.yml is expected to provide, expressed
-# with the contract variables every inventory defines.
-ROLE_DEFAULTS = """\
-django_base_settings_module: bundle_sample.settings
-django_release_id: "20261204T2000-test"
-django_debug: false
-django_secret_key: "{{ vault_django_secret_key }}"
-django_secret_key_fallbacks: ["previous-key-1", "previous-key-2"]
-django_allowed_hosts: ["app.example.org", ".tenant.example"]
-django_csrf_trusted_origins: ["https://app.example.org"]
-django_database:
-  host: "{{ groups['databases'] | first }}"
-  port: "{{ postgresql_port }}"
-  name: "{{ postgresql_app_database }}"
-  user: "{{ postgresql_app_user }}"
-  password: "{{ postgresql_app_password }}"
-  conn_max_age: 60
-  connect_timeout: 3
-  pool_max_size: 6
-  pool_min_size: 2
-  pool_timeout: 7
-django_redis_endpoints:
-  sessions:
-    host: "{{ groups['redis_servers'] | first }}"
-    port: "{{ (redis_instances | selectattr('name', 'equalto', redis_purposes.sessions.instance) | first).port }}"
-    db: "{{ redis_purposes.sessions.db }}"
-    username: "{{ redis_app_username }}"
-    password: "{{ redis_app_password }}"
-  cache:
-    host: "{{ groups['redis_servers'] | first }}"
-    port: "{{ (redis_instances | selectattr('name', 'equalto', redis_purposes.cache.instance) | first).port }}"
-    db: "{{ redis_purposes.cache.db }}"
-    username: "{{ redis_app_username }}"
-    password: "{{ redis_app_password }}"
-  channels:
-    host: "{{ groups['redis_servers'] | first }}"
-    port: "{{ (redis_instances | selectattr('name', 'equalto', redis_purposes.channels.instance) | first).port }}"
-    db: "{{ redis_purposes.channels.db }}"
-    username: "{{ redis_app_username }}"
-    password: "{{ redis_app_password }}"
-django_redis_socket_connect_timeout: 0.5
-django_channels_socket_timeout: 15
-django_redis_socket_timeout: 0.5
-django_redis_max_connections: 50
-django_session_engine: bundle_runtime.sessions
-django_session_cookie_age: 86400
-django_session_save_every_request: false
-django_session_refresh_seconds: 300
-django_session_expire_at_browser_close: false
-django_secure_cookies: true
-django_secure_hsts_seconds: 0
-django_secure_ssl_redirect: false
-django_secure_proxy_ssl_header: true
-django_tenants: {}
-django_log_level: info
-django_static_root: /srv/app/shared/static
-django_extra_settings: {}
-"""
+# The role's real defaults (roles/django_app/defaults/main.yml), with these
+# test values on top: addresses that need no gathered facts (the inventory
+# host names), and non-default values that prove they reach the settings.
+ROLE_DEFAULTS_FILE = REPO / "roles" / "django_app" / "defaults" / "main.yml"
+TEST_DEFAULTS = {
+    "django_base_settings_module": "bundle_sample.settings",
+    "django_release_id": "20261204T2000-test",
+    "django_secret_key_fallbacks": ["previous-key-1", "previous-key-2"],
+    "django_allowed_hosts": ["app.example.org", ".tenant.example"],
+    "django_csrf_trusted_origins": ["https://app.example.org"],
+    "django_database": {
+        "host": "{{ groups['databases'] | first }}",
+        "port": "{{ postgresql_port }}",
+        "name": "{{ postgresql_app_database }}",
+        "user": "{{ postgresql_app_user }}",
+        "password": "{{ postgresql_app_password }}",
+        "conn_max_age": 60,
+        "connect_timeout": 3,
+        "pool_max_size": 6,
+        "pool_min_size": 2,
+        "pool_timeout": 7,
+    },
+    "django_redis_host": "{{ groups['redis_servers'] | first }}",
+    "django_static_root": "/srv/app/shared/static",
+}
+
+
+def role_defaults():
+    """YAML of the render role's defaults: the django_app role's own, then TEST_DEFAULTS."""
+    defaults = yaml.safe_load(ROLE_DEFAULTS_FILE.read_text(encoding="utf-8"))
+    missing = sorted(set(TEST_DEFAULTS) - set(defaults))
+    assert not missing, f"TEST_DEFAULTS names variables the role does not define: {missing}"
+    defaults.update(TEST_DEFAULTS)
+    return yaml.safe_dump(defaults, allow_unicode=True, sort_keys=True)
+
 
 PROBE = textwrap.dedent(
     """
@@ -197,7 +175,7 @@ def render(tmp_path):
         role = tmp_path / "roles" / "render_deploy_settings"
         (role / "defaults").mkdir(parents=True, exist_ok=True)
         (role / "tasks").mkdir(exist_ok=True)
-        (role / "defaults" / "main.yml").write_text(ROLE_DEFAULTS, encoding="utf-8")
+        (role / "defaults" / "main.yml").write_text(role_defaults(), encoding="utf-8")
         dest = tmp_path / "conf" / "bundle_deploy_settings.py"
         dest.parent.mkdir(exist_ok=True)
         (role / "tasks" / "main.yml").write_text(
