@@ -21,7 +21,7 @@ import subprocess
 REPO = pathlib.Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "sample_project"
 FIXTURES = REPO / "tests" / "fixtures" / "releases"
-CHAINS = {"r2": ["r2"], "r3": ["r2", "r3"]}
+CHAINS = {"r2": ["r2"], "r3": ["r2", "r3"], "r4": ["r2", "r4"]}
 _SKIP = {".venv", "__pycache__", "build", "dist", ".pytest_cache"}
 _META = {"VERSION"}
 SANDBOX_PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")

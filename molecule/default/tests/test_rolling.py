@@ -8,11 +8,12 @@ the latency timeline, to ``.cache/test-results/rolling-<sandbox prefix>-<test>.j
 
 The release fixtures (tests/fixtures/releases, built by releases.py) are:
 r2 = expand (0005, before the deploy) + contract (0006, after the deploy);
-r3 = r2 + a migration that fails. This module runs last in the default
-scenario: it leaves the sandbox on r2.
+r3 = r2 + a migration that fails; r4 = r2 + an ASGI app that never starts.
+The module leaves the sandbox on r2 (test_secret_rotation.py and
+test_session_engine.py, which run after it, redeploy that release).
 
 The tests run in file order and build on each other (r2 deployed by the
-second is the baseline of the last two).
+second is the baseline of the others).
 """
 
 import json
@@ -286,6 +287,38 @@ def test_failing_migration_keeps_the_release_under_load(ansible_playbook, lb_url
     assert after == before, f"release changed after a failed migration: {before} -> {after}"
     assert current_links() == links
     assert "0007_fail_on_purpose" not in names, names
+    assert_users_unharmed(stats, proc)
+    lost = loadgen.check_sessions(lb_url, sessions)
+    assert not lost, f"{len(lost)} users logged out: {dict(list(lost.items())[:5])}"
+
+
+def test_release_failing_its_health_gate_is_rolled_back_under_load(ansible_playbook, lb_url, sessions, container_ip,
+                                                                    release_source, capsys):
+    """r4 never starts: the first host goes back to r2 (code and configuration), the second is never touched."""
+    before = served_releases(container_ip)
+    links = current_links()
+    assert len(set(before.values())) == 1 and before["app1"].startswith(release_version("r2") + "-"), before
+    source = release_source("r4")
+
+    proc, load, seconds = run_under_load(
+        ansible_playbook, lb_url, sessions,
+        "-e", json.dumps({"django_project_source": str(source), "django_health_timeout": 20}),
+    )
+    after = served_releases(container_ip)
+    stats = report("r4-health-gate-rescue-under-load", capsys, load=load, proc=proc, playbook_seconds=seconds,
+                   releases_before=before, releases_after=after)
+
+    assert proc.returncode != 0, tail(proc)
+    assert "Rolling switch failed on app1" in proc.stdout, tail(proc)
+    assert (play_of(proc.stdout, "Rolling switch failed on app1") or "").startswith("PLAY [Switch"), tail(proc)
+    # app1 tried r4 (its current link moved) and came back: it answers with r2's release id, which
+    # only the configuration rendered again for r2 gives; app2 was never switched.
+    assert re.search(r"TASK \[django_app : Restart the release it served\]\s*\n\s*changed: \[app1\]", proc.stdout), \
+        tail(proc)
+    assert after == before, f"release changed after a failed switch: {before} -> {after}"
+    assert current_links() == links
+    restarts = "".join(b for b in tasks(proc.stdout) if b.startswith("TASK [django_app : Restart the application]"))
+    assert "app1" in restarts and "app2" not in restarts, tail(proc)
     assert_users_unharmed(stats, proc)
     lost = loadgen.check_sessions(lb_url, sessions)
     assert not lost, f"{len(lost)} users logged out: {dict(list(lost.items())[:5])}"
