@@ -14,7 +14,9 @@ test_rolling.py on purpose.
 import json
 import os
 import pathlib
+import re
 import secrets
+import subprocess
 import time
 
 import pytest
@@ -25,6 +27,23 @@ from releases import current_release_args
 PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 RESULTS = pathlib.Path(__file__).resolve().parents[3] / ".cache" / "test-results"
 PASSWORD = "rotation-Secret-42"
+CANARY = "bundle-canary"
+_CANARY_SESSIONS = f"""
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+user = get_user_model().objects.filter(username={CANARY!r}).first()
+uid = str(user.pk) if user else None
+print("CANARY_SESSIONS", sum(1 for s in Session.objects.all() if uid and s.get_decoded().get("_auth_user_id") == uid))
+"""
+
+
+def canary_sessions():
+    """Number of session rows (any key, any expiry) that belong to the deploy canary."""
+    proc = subprocess.run(["docker", "exec", f"{PREFIX}-app1", "django-manage", "shell", "-c", _CANARY_SESSIONS],
+                          capture_output=True, text=True, timeout=120, check=False)
+    match = re.search(r"^CANARY_SESSIONS (\d+)$", proc.stdout, re.M)
+    assert proc.returncode == 0 and match, (proc.stdout[-2000:], proc.stderr[-3000:])
+    return int(match.group(1))
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +68,7 @@ def test_rotation_under_load_logs_nobody_out_and_leaks_nothing(sessions, lb_url,
     new_key = "rotated-" + secrets.token_urlsafe(48)
     values = dict(secret_values)
     values["new key"] = new_key
+    canaries_before = canary_sessions()  # failed runs of earlier tests may have left some
     with loadgen.Load(lb_url, sessions) as load:
         started = time.monotonic()
         run = ansible_playbook("playbooks/rotate_secret_key.yml", "-v", *release,
@@ -71,3 +91,6 @@ def test_rotation_under_load_logs_nobody_out_and_leaks_nothing(sessions, lb_url,
     assert stats["cookie_updates"] > 0, stats
     lost = loadgen.check_sessions(lb_url, current)
     assert not lost, f"{len(lost)} users logged out after the rotation: {dict(list(lost.items())[:3])}"
+    # Each pass logged its canary out, under the key it had at the end (a
+    # session authenticated by a fallback key moves to a new key).
+    assert canary_sessions() <= canaries_before
