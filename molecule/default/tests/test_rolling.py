@@ -47,11 +47,11 @@ def _docker_exec(host, argv, timeout=300):
                           timeout=timeout, check=False)
 
 
-def current_links():
-    """{app host: target of the `current` link}."""
+def current_links(link="current"):
+    """{app host: target of the `current` (or ``link``) link}."""
     links = {}
     for host in APP_HOSTS:
-        proc = _docker_exec(host, ["readlink", f"{ROOT}/current"])
+        proc = _docker_exec(host, ["readlink", f"{ROOT}/{link}"])
         assert proc.returncode == 0, proc.stderr
         links[host] = proc.stdout.strip()
     return links
@@ -296,13 +296,13 @@ def test_release_failing_its_health_gate_is_rolled_back_under_load(ansible_playb
                                                                     release_source, capsys):
     """r4 never starts: the first host goes back to r2 (code and configuration), the second is never touched."""
     before = served_releases(container_ip)
-    links = current_links()
+    links, previous = current_links(), current_links("previous")
     assert len(set(before.values())) == 1 and before["app1"].startswith(release_version("r2") + "-"), before
     source = release_source("r4")
 
     proc, load, seconds = run_under_load(
         ansible_playbook, lb_url, sessions,
-        "-e", json.dumps({"django_project_source": str(source), "django_health_timeout": 20}),
+        "-e", json.dumps({"django_project_source": str(source), "django_health_timeout": 40}),
     )
     after = served_releases(container_ip)
     stats = report("r4-health-gate-rescue-under-load", capsys, load=load, proc=proc, playbook_seconds=seconds,
@@ -317,6 +317,7 @@ def test_release_failing_its_health_gate_is_rolled_back_under_load(ansible_playb
         tail(proc)
     assert after == before, f"release changed after a failed switch: {before} -> {after}"
     assert current_links() == links
+    assert current_links("previous") == previous, "rollback.yml would not find the release before r2"
     restarts = "".join(b for b in tasks(proc.stdout) if b.startswith("TASK [django_app : Restart the application]"))
     assert "app1" in restarts and "app2" not in restarts, tail(proc)
     assert_users_unharmed(stats, proc)
