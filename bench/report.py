@@ -96,27 +96,39 @@ def redis(data, out):
     out.append("")
 
 
-def settings_verdict(ratios):
-    """One sentence per controller setting of ansible.cfg, from the variant/baseline ratios of this run."""
-    parts = []
+def settings_verdict(ratios, noise):
+    """One sentence per controller setting of ansible.cfg, from the variant/baseline ratios of this run.
+
+    ``noise``: relative spread of the two identical baseline runs; a ratio
+    closer to 1 than that is not a measured difference.
+    """
+    def measured(ratio):
+        return abs(ratio - 1) > noise
+
+    parts = [f"the two identical baseline no-op runs differ by {noise:.0%}, so only a ratio further from 1.00 "
+             "than that is a measured difference"]
     pipelining = ratios.get("pipelining off")
     if pipelining:
-        verb = "keeps" if pipelining > 1.02 else "makes no measurable difference here but stays in"
-        parts.append(f"pipelining off takes {pipelining:.2f}x the baseline, so `ansible.cfg` {verb} "
-                     "`pipelining = True` (fewer round-trips per task; over SSH the gain is larger)")
+        if measured(pipelining) and pipelining > 1:
+            parts.append(f"pipelining off takes {pipelining:.2f}x the baseline: `ansible.cfg` keeps `pipelining = True`")
+        else:
+            parts.append(f"pipelining off takes {pipelining:.2f}x, no measurable difference over `docker exec` "
+                         "(the sandbox connection); `pipelining = True` stays for SSH hosts, where it saves the "
+                         "module upload round-trips of every task (not measured here)")
     forks = ratios.get("forks 1")
     if forks:
-        parts.append(f"forks 1 takes {forks:.2f}x: `forks = 10` covers the five sandbox hosts at once "
-                     "(a larger fleet needs forks >= the number of hosts of the widest play)")
+        verdict = "slower" if measured(forks) and forks > 1 else "not measurably slower"
+        parts.append(f"forks 1 takes {forks:.2f}x ({verdict}; most plays of the no-op run target one group or run "
+                     "`serial`): `forks = 10` covers the five sandbox hosts at once, and a larger fleet needs forks "
+                     ">= the hosts of its widest play")
     cache = next((v for k, v in ratios.items() if k.startswith("smart gathering")), None)
     if cache:
-        gain = 1 - cache
-        verdict = (f"saves {gain:.0%}" if gain > 0.02 else "saves nothing measurable")
+        verdict = f"saves {1 - cache:.0%}" if measured(cache) and cache < 1 else "no measurable gain"
         parts.append(f"smart gathering with a warm jsonfile fact cache takes {cache:.2f}x ({verdict}); "
                      "`ansible.cfg` leaves fact caching off: the deploy reads host addresses "
-                     "(`bundle_private_address`) and the Python version and architecture (wheelhouse) from facts, and a cache would reuse stale ones after a "
-                     "host is rebuilt, for a gain of this size")
-    return "Controller settings (ratios of this run): " + "; ".join(parts) + "."
+                     "(`bundle_private_address`) and the Python version and architecture (wheelhouse) from facts, "
+                     "which a persistent cache would keep stale after a host is rebuilt")
+    return "Controller settings (this run): " + "; ".join(parts) + "."
 
 
 def deploy(data, out):
@@ -146,8 +158,10 @@ def deploy(data, out):
                    "the time goes into the number of tasks (module round-trips over `docker exec`, each a few "
                    "seconds on this loaded machine) and the preflight's release staging, not into package installs.")
     ratios = data.get("ratios_to_baseline") or {}
-    if ratios:
-        out.append("\n" + settings_verdict(ratios))
+    again = (data.get("variants") or {}).get("baseline again")
+    if ratios and again and data.get("noop") and data.get("noop_baseline_mean_seconds"):
+        noise = abs(data["noop"]["seconds"] - again["seconds"]) / data["noop_baseline_mean_seconds"]
+        out.append("\n" + settings_verdict(ratios, noise))
     if not data.get("variants"):
         out.append("\nNo-op re-run with pipelining off, forks 1, smart gathering + fact cache: **not measured in "
                    "this run** (`BENCH_DEPLOY_VARIANTS=1`, the default, measures them).")
