@@ -2,9 +2,10 @@
 
 For each configuration: apply it with ``playbooks/app.yml -e <json>`` (rolling
 restart), check that the app hosts really run it, log N users in through the
-login form, warm up, then measure a fixed duration of authenticated
-``GET /whoami`` with ``wrk`` (cookies rotated by whoami.lua) at a fixed
-concurrency. Rounds alternate the order of the configurations. The defaults
+login form, then for each concurrency of ``BENCH_CONNECTIONS`` (16: the CPUs
+saturated; 2: bound by the latency of a request) warm up and measure a fixed
+duration of authenticated ``GET /whoami`` with ``wrk`` (cookies rotated by
+whoami.lua). Rounds alternate the order of the configurations. The defaults
 are restored at the end (``app.yml`` without extra vars).
 """
 
@@ -22,20 +23,25 @@ import loadgen
 
 ENGINE = "django.contrib.sessions.backends."
 BUNDLE_ENGINE_MODULE = common.REPO / "runtime" / "bundle_runtime" / "sessions.py"
+# Order: the pairs the issue compares (bundle vs cache) side by side; round 2
+# runs the list reversed, so each of them runs first once.
 CONFIGS = [
     ("db+SER", {"django_session_engine": ENGINE + "db", "django_session_save_every_request": True}),
-    ("db", {"django_session_engine": ENGINE + "db", "django_session_save_every_request": False}),
-    ("cache+SER", {"django_session_engine": ENGINE + "cache", "django_session_save_every_request": True}),
-    ("cache", {"django_session_engine": ENGINE + "cache", "django_session_save_every_request": False}),
     ("cached_db+SER", {"django_session_engine": ENGINE + "cached_db", "django_session_save_every_request": True}),
+    ("cache+SER", {"django_session_engine": ENGINE + "cache", "django_session_save_every_request": True}),
+    ("db", {"django_session_engine": ENGINE + "db", "django_session_save_every_request": False}),
     ("cached_db", {"django_session_engine": ENGINE + "cached_db", "django_session_save_every_request": False}),
     ("bundle", {"django_session_engine": "bundle_runtime.sessions", "django_session_save_every_request": False}),
+    ("cache", {"django_session_engine": ENGINE + "cache", "django_session_save_every_request": False}),
 ]
 USERS = int(os.environ.get("BENCH_SESSION_USERS", "20"))
 PASSWORD = "bench-Sessions-31"
 WARMUP = int(os.environ.get("BENCH_WARMUP_S", "5"))
 DURATION = int(os.environ.get("BENCH_DURATION_S", "20"))
-CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
+#: wrk concurrencies, each measured after every switch: 16 saturates the two
+#: CPUs (throughput bound by CPU), 2 leaves them idle half the time (bound by
+#: the latency of one request, like the issue's single-client measurement).
+CONNECTIONS = [int(c) for c in os.environ.get("BENCH_CONNECTIONS", "16,2").split(",") if c.strip()]
 THREADS = int(os.environ.get("BENCH_WRK_THREADS", "2"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 LUA = common.BENCH / "whoami.lua"
@@ -68,12 +74,12 @@ def parse_wrk(text):
     return out
 
 
-def wrk(cookie_file, seconds):
+def wrk(cookie_file, seconds, connections):
     """Run wrk; return (parsed result, client CPU seconds / wall seconds = cores used by the client)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     proc = subprocess.run(
-        ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+        ["wrk", f"-t{min(THREADS, connections)}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
          "-s", str(LUA), common.LB_URL, "--", str(cookie_file)],
         capture_output=True, text=True, timeout=seconds + 60, check=False)
     wall = time.monotonic() - started
@@ -97,49 +103,56 @@ def running_settings():
 
 
 def measure(label, extra_vars, names, round_no):
+    """Apply one configuration, log the users in, measure every concurrency: one row per concurrency."""
     row = {"config": label, "round": round_no, "vars": extra_vars}
     if extra_vars["django_session_engine"] == "bundle_runtime.sessions" and not BUNDLE_ENGINE_MODULE.exists():
         common.log(f"{label}: {BUNDLE_ENGINE_MODULE.relative_to(common.REPO)} missing: skipped")
         row["status"] = "engine missing"
-        return row
+        return [row]
     common.log(f"round {round_no}: applying {label} with playbooks/app.yml")
     run = common.playbook(f"sessions-r{round_no}-{label}", "playbooks/app.yml", "-e", json.dumps(extra_vars))
     row["apply_seconds"] = run.seconds
     if run.rc != 0:
         row["status"] = f"apply failed (rc={run.rc}, see bench/results/tmp/{run.log_path.name})"
         common.log(row["status"])
-        return row
+        return [row]
     settings = running_settings()
     row["running"] = settings
     want = [extra_vars["django_session_engine"], extra_vars["django_session_save_every_request"]]
     if any(s[1:] != want for s in settings):
         row["status"] = f"settings not applied: {settings}"
-        return row
+        return [row]
     try:
         sessions = loadgen.login_all(common.LB_URL, names, PASSWORD, workers=4, tenant_every=0)
     except Exception as exc:  # noqa: BLE001 - reported in the row
         row["status"] = f"login failed: {exc}"[:500]
-        return row
+        return [row]
     cookie_file = common.SCRATCH / "cookies.txt"
     cookie_file.write_text("".join(f"{s.sessionid}\n" for s in sessions))
-    wrk(cookie_file, WARMUP)
-    result, raw = wrk(cookie_file, DURATION)
-    (common.SCRATCH / f"wrk-r{round_no}-{label}.txt").write_text(raw)
+    rows = []
+    for connections in CONNECTIONS:
+        wrk(cookie_file, WARMUP, connections)
+        result, raw = wrk(cookie_file, DURATION, connections)
+        (common.SCRATCH / f"wrk-r{round_no}-{label}-c{connections}.txt").write_text(raw)
+        rows.append({**row, **result, "connections": connections, "users": len(sessions), "status": "ok"})
+        common.log(f"{label} c{connections}: {result['rps']} req/s p50 {result['p50_ms']} ms "
+                   f"p99 {result['p99_ms']} ms, not authenticated {result['not_authenticated']}, "
+                   f"client {result['client_cpu_cores']} cores")
     lost = loadgen.check_sessions(common.LB_URL, sessions)
-    row.update(result)
-    row["users"] = len(sessions)
-    row["users_logged_out_after"] = len(lost)
-    row["status"] = "ok"
-    common.log(f"{label}: {result['rps']} req/s p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms, "
-               f"not authenticated {result['not_authenticated']}, client {result['client_cpu_cores']} cores")
-    return row
+    for r in rows:
+        r["users_logged_out_after"] = len(lost)
+    return rows
 
 
 def _ratio(a, b):
     return round(a / b, 3) if a and b else None
 
 
-def summarize(rows):
+PAIRS = [("bundle", "cache"), ("bundle", "cached_db"), ("bundle", "db+SER"), ("cached_db+SER", "db+SER"),
+         ("cache", "db+SER"), ("cache+SER", "db+SER"), ("cached_db", "db+SER"), ("db", "db+SER")]
+
+
+def _summarize_one(rows):
     by = {}
     for row in rows:
         if row.get("status") == "ok" and row.get("rps"):
@@ -148,16 +161,23 @@ def summarize(rows):
                      "p50_ms": round(statistics.mean(r["p50_ms"] for r in rs), 2),
                      "p99_ms": round(statistics.mean(r["p99_ms"] for r in rs), 2),
                      "rounds": len(rs)} for label, rs in by.items()}
-    pairs = [("bundle", "cache"), ("bundle", "cache+SER"), ("bundle", "db+SER"), ("cached_db+SER", "db+SER"),
-             ("cache", "db+SER"), ("cache+SER", "db+SER"), ("cached_db", "db+SER")]
     ratios = {}
-    for a, b in pairs:
+    for a, b in PAIRS:
         entry = {"mean": _ratio(means.get(a, {}).get("rps"), means.get(b, {}).get("rps"))}
         for round_no in sorted({r["round"] for r in rows}):
             ra = next((r["rps"] for r in by.get(a, []) if r["round"] == round_no), None)
             rb = next((r["rps"] for r in by.get(b, []) if r["round"] == round_no), None)
             entry[f"round{round_no}"] = _ratio(ra, rb)
         ratios[f"{a} / {b}"] = entry
+    return means, ratios
+
+
+def summarize(rows):
+    """({"c16": means, "c2": ...}, {"c16": ratios, ...}): one summary per concurrency."""
+    means, ratios = {}, {}
+    for connections in sorted({r["connections"] for r in rows if r.get("connections")}, reverse=True):
+        key = f"c{connections}"
+        means[key], ratios[key] = _summarize_one([r for r in rows if r.get("connections") == connections])
     return means, ratios
 
 
@@ -176,14 +196,14 @@ def run():
         for round_no in range(1, ROUNDS + 1):
             order = CONFIGS if round_no % 2 else list(reversed(CONFIGS))
             for label, extra_vars in order:
-                rows.append(measure(label, extra_vars, names, round_no))
+                rows.extend(measure(label, extra_vars, names, round_no))
                 data["rows"] = rows
                 data["means"], data["ratios"] = summarize(rows)
                 common.write_json("sessions", data)
         if BUNDLE_ENGINE_MODULE.exists() and any(
                 r["config"] == "bundle" and r["status"] == "engine missing" for r in rows):
             common.log("the bundle engine landed during the run: measuring it now")
-            rows.append(measure("bundle", dict(CONFIGS)["bundle"], names, ROUNDS + 1))
+            rows.extend(measure("bundle", dict(CONFIGS)["bundle"], names, ROUNDS + 1))
     finally:
         common.log("restoring the default session settings (playbooks/app.yml without extra vars)")
         restore = common.playbook("sessions-restore", "playbooks/app.yml")

@@ -11,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+import report  # noqa: E402 - bench/report.py (standard library only)
+
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
 
 
@@ -27,36 +29,40 @@ def save(fig, name):
 
 
 def sessions(data):
-    rows = [r for r in data.get("rows", []) if r.get("status") == "ok"]
-    if not rows:
+    groups, failed = report.by_concurrency(data)
+    groups = {k: g for k, g in groups.items() if g["rows"]}
+    if not groups:
         return
-    labels = []
-    for r in data["rows"]:
-        if r["config"] not in labels:
-            labels.append(r["config"])
-    rounds = sorted({r["round"] for r in rows})
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
-    width = 0.8 / max(1, len(rounds))
-    for i, round_no in enumerate(rounds):
-        rps, p50, p99 = [], [], []
-        for label in labels:
-            row = next((r for r in rows if r["config"] == label and r["round"] == round_no), None)
-            rps.append(row["rps"] if row else 0)
-            p50.append(row["p50_ms"] if row else 0)
-            p99.append(row["p99_ms"] if row else 0)
-        xs = [x + i * width for x in range(len(labels))]
-        ax1.bar(xs, rps, width, label=f"round {round_no}")
-        ax2.bar(xs, p99, width, label=f"p99 round {round_no}", alpha=0.45)
-        ax2.bar(xs, p50, width, label=f"p50 round {round_no}")
-    for ax in (ax1, ax2):
-        ax.set_xticks([x + width * (len(rounds) - 1) / 2 for x in range(len(labels))])
-        ax.set_xticklabels(labels, rotation=30, ha="right")
-        ax.legend(fontsize=8)
-    missing = [r["config"] for r in data["rows"] if r.get("status") != "ok"]
-    ax1.set_title("authenticated GET /whoami through the LB: req/s" + (f"\n(no result: {', '.join(sorted(set(missing)))})" if missing else ""), fontsize=10)
-    ax1.set_ylabel("requests/s")
-    ax2.set_title("latency (ms): p50 solid, p99 light", fontsize=10)
-    ax2.set_ylabel("ms")
+    fig, axes = plt.subplots(len(groups), 2, figsize=(13, 4.4 * len(groups)), squeeze=False)
+    for (ax1, ax2), g in zip(axes, groups.values()):
+        rows = [r for r in g["rows"] if r.get("status") == "ok"]
+        labels = []
+        for r in rows:
+            if r["config"] not in labels:
+                labels.append(r["config"])
+        rounds = sorted({r["round"] for r in rows})
+        width = 0.8 / max(1, len(rounds))
+        for i, round_no in enumerate(rounds):
+            rps, p50, p99 = [], [], []
+            for label in labels:
+                row = next((r for r in rows if r["config"] == label and r["round"] == round_no), None)
+                rps.append(row["rps"] if row else 0)
+                p50.append(row["p50_ms"] if row else 0)
+                p99.append(row["p99_ms"] if row else 0)
+            xs = [x + i * width for x in range(len(labels))]
+            ax1.bar(xs, rps, width, label=f"round {round_no}")
+            ax2.bar(xs, p99, width, label=f"p99 round {round_no}", alpha=0.45)
+            ax2.bar(xs, p50, width, label=f"p50 round {round_no}")
+        for ax in (ax1, ax2):
+            ax.set_xticks([x + width * (len(rounds) - 1) / 2 for x in range(len(labels))])
+            ax.set_xticklabels(labels, rotation=30, ha="right")
+            ax.legend(fontsize=8)
+        ax1.set_title(f"authenticated GET /whoami through the LB, wrk -c{g['connections']}: req/s", fontsize=10)
+        ax1.set_ylabel("requests/s")
+        ax2.set_title(f"latency (ms), -c{g['connections']}: p50 solid, p99 light", fontsize=10)
+        ax2.set_ylabel("ms")
+    if failed:
+        fig.suptitle("no result: " + ", ".join(sorted({r["config"] for r in failed})), fontsize=9)
     save(fig, "sessions")
 
 
