@@ -26,13 +26,9 @@ def machine(data):
 
 
 def by_concurrency(data):
-    """{"c16": {"rows", "means", "ratios"}, ...}; results written before concurrencies were lists have one."""
+    """{"c16": {"rows", "means", "ratios"}, ...} from bench/results/sessions.json, and the failed rows."""
     rows = data.get("rows", [])
     means, ratios = data.get("means", {}), data.get("ratios", {})
-    if means and not all(k.startswith("c") and k[1:].isdigit() for k in means):
-        key = f"c{data['method']['connections']}"
-        rows = [{**r, "connections": data["method"]["connections"]} for r in rows]
-        means, ratios = {key: means}, {key: ratios}
     out = {}
     for key in means:
         connections = int(key[1:])
