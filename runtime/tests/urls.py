@@ -2,7 +2,7 @@
 
 from django.contrib.auth import authenticate, login
 from django.core.cache import cache
-from django.http import JsonResponse
+from django.http import JsonResponse, StreamingHttpResponse
 from django.urls import path
 
 
@@ -32,10 +32,24 @@ def cache_get(request):
     return JsonResponse({"value": cache.get("greeting")})
 
 
+def stream(request):
+    async def chunks():
+        for i in range(3):
+            yield f"chunk{i};"
+
+    return StreamingHttpResponse(chunks())
+
+
+def boom(request):
+    raise RuntimeError("view failed")
+
+
 urlpatterns = [
     path("whoami", whoami),
     path("awhoami", awhoami),
     path("login", do_login),
     path("cache/put", cache_put),
     path("cache/get", cache_get),
+    path("stream", stream),
+    path("boom", boom),
 ]
