@@ -1,6 +1,5 @@
 """playbooks/validate.yml stops a run before any host is contacted."""
 
-import pathlib
 import shutil
 import subprocess
 

@@ -13,9 +13,11 @@ import subprocess
 import pytest
 import testinfra
 
+import sandbox
+
 REPO = pathlib.Path(__file__).resolve().parents[3]
 INVENTORY = REPO / "inventories" / "sandbox"
-PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
+PREFIX = sandbox.PREFIX
 LB_PORT = int(os.environ.get("BUNDLE_LB_PORT", "8080"))
 VENV_BIN = REPO / ".venv" / "bin"
 #: Every secret of the sandbox (vault_* variables): none of them may show in

@@ -20,7 +20,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -31,7 +30,8 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-SANDBOX_PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
+import sandbox
+
 CSRF_RE = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 #: Hosts the users log in on: most on the default host, every fifth on a
 #: tenant (a session is only valid on the tenant it was made on).
@@ -48,16 +48,6 @@ class UserSession:
     host: str  # the Host header the user logged in with (and keeps using)
     sessionid: str
     tenant: str | None  # what /whoami reported right after the login
-
-
-def _docker_exec(container, argv, env=None, timeout=300):
-    cmd = ["docker", "exec"]
-    penv = dict(os.environ)
-    for name, value in (env or {}).items():
-        penv[name] = value
-        cmd += ["-e", name]
-    cmd += [container, *argv]
-    return subprocess.run(cmd, env=penv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
 _CREATE_USERS = """
@@ -82,16 +72,11 @@ def create_users(prefix, count=50, password="loadgen-Secret-42", app_host="app1"
     reaches the container through the environment, not argv.
     """
     names = [f"{prefix}{i:03d}" for i in range(count)]
-    container = f"{sandbox_prefix or SANDBOX_PREFIX}-{app_host}"
-    proc = _docker_exec(
-        container,
-        ["django-manage", "shell", "-c", _CREATE_USERS],
-        env={"LOADGEN_USERS": ",".join(names), "LOADGEN_PASSWORD": password},
-    )
-    match = re.search(r"LOADGEN_USERS_OK (\d+)", proc.stdout)
-    if proc.returncode != 0 or not match or int(match.group(1)) != count:
-        raise RuntimeError(f"creating {count} users on {container} failed ({proc.returncode}):\n"
-                           f"{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    active = sandbox.django_shell(_CREATE_USERS, "LOADGEN_USERS_OK", host=app_host, timeout=300,
+                                  env={"LOADGEN_USERS": ",".join(names), "LOADGEN_PASSWORD": password},
+                                  prefix=sandbox_prefix)
+    if active != count:
+        raise RuntimeError(f"{active} of {count} users active after creating them on {app_host}")
     return names
 
 

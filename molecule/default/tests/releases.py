@@ -11,12 +11,11 @@ the same release id.
 the release app1 runs now, for tests that change settings, not code.
 """
 
-import json
-import os
 import pathlib
 import re
 import shutil
-import subprocess
+
+import sandbox
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 SAMPLE = REPO / "sample_project"
@@ -24,7 +23,6 @@ FIXTURES = REPO / "tests" / "fixtures" / "releases"
 CHAINS = {"r2": ["r2"], "r3": ["r2", "r3"], "r4": ["r2", "r4"]}
 _SKIP = {".venv", "__pycache__", "build", "dist", ".pytest_cache"}
 _META = {"VERSION"}
-SANDBOX_PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 _VERSION = """
 import json, importlib.metadata
 print("RELEASES_VERSION " + json.dumps(importlib.metadata.version("bundle-sample")))
@@ -71,12 +69,7 @@ def build_release(name, tmp_path):
 
 def deployed_version(app_host="app1"):
     """Version of the ``bundle-sample`` distribution in the release ``app_host`` runs."""
-    proc = subprocess.run(["docker", "exec", f"{SANDBOX_PREFIX}-{app_host}", "django-manage", "shell", "-c", _VERSION],
-                          capture_output=True, text=True, timeout=120, check=False)
-    match = re.search(r"^RELEASES_VERSION (.*)$", proc.stdout, re.M)
-    if proc.returncode != 0 or not match:
-        raise AssertionError(f"no version from {app_host} ({proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-3000:]}")
-    return json.loads(match.group(1))
+    return sandbox.django_shell(_VERSION, "RELEASES_VERSION", host=app_host)
 
 
 def current_release_args(tmp_path):

@@ -12,13 +12,13 @@ may name an extra-vars file passed to every ansible-playbook run of this suite.
 import json
 import os
 import re
-import subprocess
 
 import pytest
 import requests
 from websockets.sync.client import connect as ws_connect
 
-PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
+import sandbox
+
 APP = "bundle_sample"
 ROOT = f"/srv/{APP}"
 SETTINGS = f"{ROOT}/shared/conf/bundle_deploy_settings.py"
@@ -30,16 +30,6 @@ SESSION_KEY_RE = re.compile(r"^[a-z0-9]{32}$")
 def _extra_vars():
     path = os.environ.get("BUNDLE_APP_TEST_EXTRA_VARS")
     return ["-e", f"@{path}"] if path else []
-
-
-def _docker_exec(host, argv, env=None):
-    cmd = ["docker", "exec"]
-    penv = dict(os.environ)
-    for name, value in (env or {}).items():
-        penv[name] = value
-        cmd += ["-e", name]
-    cmd += [f"{PREFIX}-{host}", *argv]
-    return subprocess.run(cmd, env=penv, capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +80,7 @@ def ws_whoami(lb_url, session_key):
 def redis_keys(ansible_var, purpose, pattern):
     instances = {i["name"]: i for i in ansible_var("redis1", "redis_instances")}
     instance = ansible_var("redis1", "redis_purposes")[purpose]["instance"]
-    proc = _docker_exec(
+    proc = sandbox.docker_exec(
         "redis1",
         ["redis-cli", "--no-auth-warning", "-h", "127.0.0.1", "-p", str(instances[instance]["port"]),
          "--user", "admin", "--scan", "--pattern", pattern],

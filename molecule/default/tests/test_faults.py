@@ -25,8 +25,8 @@ import pytest
 import requests
 
 import loadgen
+import sandbox
 
-PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 REPO = pathlib.Path(__file__).resolve().parents[3]
 RESULTS = REPO / ".cache" / "test-results"
 VENV_BIN = REPO / ".venv" / "bin"
@@ -45,7 +45,7 @@ def report(name, stats, **extra):
     data = {"test": name, **extra, **{k: v for k, v in stats.items() if k != "examples"}}
     print(f"\n[faults] {name}: {json.dumps(data, sort_keys=True)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"faults-{PREFIX}-{name}.json").write_text(json.dumps({**data, "examples": stats.get("examples")},
+    (RESULTS / f"faults-{sandbox.PREFIX}-{name}.json").write_text(json.dumps({**data, "examples": stats.get("examples")},
                                                                       indent=2, default=str))
     return data
 
@@ -126,10 +126,8 @@ def test_sessions_redis_fault_logs_nobody_out(fault, sessions, lb_url, host_of, 
         cli = ["redis-cli", "--no-auth-warning", "--user", "admin", "-p", str(port)]
 
         def cached():
-            out = subprocess.run(["docker", "exec", "-e", "REDISCLI_AUTH", f"{PREFIX}-redis1", *cli, "--scan",
-                                  "--pattern", f"*{newcomer.sessionid}*"],
-                                 env={**os.environ, "REDISCLI_AUTH": admin}, capture_output=True, text=True,
-                                 timeout=30, check=False).stdout
+            out = sandbox.docker_exec("redis1", [*cli, "--scan", "--pattern", f"*{newcomer.sessionid}*"],
+                                      env={"REDISCLI_AUTH": admin}, timeout=30).stdout
             return newcomer.sessionid in out
 
         wait_until(lambda: redis1.run(f"systemctl is-active {SESSIONS_UNIT}").stdout.strip() == "active", 30,
@@ -198,9 +196,9 @@ def test_unreachable_host_stops_before_any_change(tmp_path, host_of):
     inventory = tmp_path / "sandbox"
     shutil.copytree(REPO / "inventories" / "sandbox", inventory, symlinks=True)
     (inventory / "host_vars").mkdir(exist_ok=True)
-    (inventory / "host_vars" / "app2.yml").write_text(f"ansible_host: {PREFIX}-no-such-container\n")
+    (inventory / "host_vars" / "app2.yml").write_text(f"ansible_host: {sandbox.PREFIX}-no-such-container\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
-    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), BUNDLE_SANDBOX_PREFIX=PREFIX,
+    env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), BUNDLE_SANDBOX_PREFIX=sandbox.PREFIX,
                PATH=f"{VENV_BIN}:{env.get('PATH', '')}")
     env.setdefault("BUNDLE_SECRETS_DIR", str(REPO / "inventories" / "sandbox" / ".secrets"))
     before = host_of("app1").check_output("readlink /srv/bundle_sample/current")
@@ -247,9 +245,8 @@ find /etc /srv /usr/local /var/lib/redis /var/lib/postgresql /var/backups /home 
     done
 rm -f "$p"
 """
-    env = {"BUNDLE_SCAN_SECRETS": "\n".join(values.values())}
-    cmd = ["docker", "exec", "-e", "BUNDLE_SCAN_SECRETS", f"{PREFIX}-{name}", "sh", "-c", script]
-    proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=300, check=False)
+    proc = sandbox.docker_exec(name, ["sh", "-c", script], env={"BUNDLE_SCAN_SECRETS": "\n".join(values.values())},
+                               timeout=300)
     host_of(name).run(f"rm -f {planted}")
     assert proc.returncode == 0, proc.stderr
     names = list(values)

@@ -12,7 +12,8 @@ import uuid
 import pytest
 import yaml
 
-PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
+import sandbox
+
 DB_HOST = "db1"
 BACKUP_LINE = re.compile(r"Backup of \S+: (/\S+\.dump)")
 
@@ -21,16 +22,8 @@ BACKUP_LINE = re.compile(r"Backup of \S+: (/\S+\.dump)")
 # helpers
 # --------------------------------------------------------------------------
 def docker_exec(host, argv, password=None, user=None, timeout=120):
-    env = dict(os.environ)
-    cmd = ["docker", "exec"]
-    if password is not None:
-        env["PGPASSWORD"] = password
-        cmd += ["-e", "PGPASSWORD"]
-    if user is not None:
-        cmd += ["-u", user, "-w", "/tmp"]
-    cmd += [f"{PREFIX}-{host}", *argv]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout,
-                          check=False, stdin=subprocess.DEVNULL)
+    return sandbox.docker_exec(host, argv, env=None if password is None else {"PGPASSWORD": password},
+                               user=user, timeout=timeout)
 
 
 def recap(output, host):

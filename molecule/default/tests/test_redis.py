@@ -5,14 +5,14 @@ REDISCLI_AUTH environment variable (``docker exec -e REDISCLI_AUTH``).
 """
 
 import json
-import os
 import subprocess
 import time
 
 import pytest
 import yaml
 
-PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
+import sandbox
+
 REDIS_HOST = "redis1"
 
 
@@ -21,15 +21,8 @@ REDIS_HOST = "redis1"
 # --------------------------------------------------------------------------
 def docker_exec(host, argv, password=None, stdin=None, timeout=120):
     """Run argv in the container of ``host``; the password only via the environment."""
-    env = dict(os.environ)
-    cmd = ["docker", "exec"] + (["-i"] if stdin is not None else [])
-    if password is not None:
-        env["REDISCLI_AUTH"] = password
-        cmd += ["-e", "REDISCLI_AUTH"]
-    cmd += [f"{PREFIX}-{host}", *argv]
-    return subprocess.run(cmd, input=stdin, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False,
-                          **({} if stdin is not None else {"stdin": subprocess.DEVNULL}))
+    return sandbox.docker_exec(host, argv, env=None if password is None else {"REDISCLI_AUTH": password},
+                               stdin=stdin, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

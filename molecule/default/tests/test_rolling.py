@@ -17,19 +17,17 @@ second is the baseline of the others).
 """
 
 import json
-import os
 import pathlib
 import re
-import subprocess
 import time
 
 import pytest
 import requests
 
 import loadgen
+import sandbox
 from releases import build_release, release_version
 
-PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 PLAYBOOK = "playbooks/rolling_migrate.yml"
 APP_HOSTS = ("app1", "app2")
 ROOT = "/srv/bundle_sample"
@@ -42,16 +40,11 @@ RECAP_RE = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+
 RESULTS = pathlib.Path(__file__).resolve().parents[3] / ".cache" / "test-results"
 
 
-def _docker_exec(host, argv, timeout=300):
-    return subprocess.run(["docker", "exec", f"{PREFIX}-{host}", *argv], capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
 def current_links(link="current"):
     """{app host: target of the `current` (or ``link``) link}."""
     links = {}
     for host in APP_HOSTS:
-        proc = _docker_exec(host, ["readlink", f"{ROOT}/{link}"])
+        proc = sandbox.docker_exec(host, ["readlink", f"{ROOT}/{link}"])
         assert proc.returncode == 0, proc.stderr
         links[host] = proc.stdout.strip()
     return links
@@ -81,10 +74,7 @@ _APPLIED = (
 
 def applied_migrations():
     """Sorted (app, name) rows of django_migrations (read with the current release's code)."""
-    proc = _docker_exec("app1", ["django-manage", "shell", "-c", _APPLIED])
-    match = re.search(r"^APPLIED (.*)$", proc.stdout, re.M)
-    assert proc.returncode == 0 and match, (proc.stdout[-2000:], proc.stderr[-2000:])
-    return [tuple(row) for row in json.loads(match.group(1))]
+    return [tuple(row) for row in sandbox.django_shell(_APPLIED, "APPLIED", timeout=300)]
 
 
 def moderation(applied):
@@ -121,11 +111,11 @@ def report(name, capsys, load=None, proc=None, **extra):
     if proc is not None:
         data["playbook_rc"] = proc.returncode
     if load is not None:
-        path = load.write(str(RESULTS / f"rolling-{PREFIX}-{name}.json"), extra=data)
+        path = load.write(str(RESULTS / f"rolling-{sandbox.PREFIX}-{name}.json"), extra=data)
         stats = load.stats()
     else:
         RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"rolling-{PREFIX}-{name}.json"
+        path = RESULTS / f"rolling-{sandbox.PREFIX}-{name}.json"
         path.write_text(json.dumps(data))
         stats = {}
     shown = {k: v for k, v in stats.items() if k != "examples"}
@@ -314,7 +304,7 @@ def test_release_failing_its_health_gate_is_rolled_back_under_load(ansible_playb
     # app1 tried r4 (its current link moved) and came back: it answers with r2's release id, which
     # only the configuration rendered again for r2 gives; app2 was never switched.
     served_again = "".join(b for b in tasks(proc.stdout)
-                           if b.startswith("TASK [django_app : Restart the release it served]"))
+                           if b.startswith("TASK [django_app : Restart the application on the release]"))
     assert "changed: [app1]" in served_again, tail(proc)
     assert after == before, f"release changed after a failed switch: {before} -> {after}"
     assert current_links() == links

@@ -12,19 +12,16 @@ test_rolling.py on purpose.
 """
 
 import json
-import os
 import pathlib
-import re
 import secrets
-import subprocess
 import time
 
 import pytest
 
 import loadgen
+import sandbox
 from releases import current_release_args
 
-PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 RESULTS = pathlib.Path(__file__).resolve().parents[3] / ".cache" / "test-results"
 PASSWORD = "rotation-Secret-42"
 CANARY = "bundle-canary"
@@ -39,11 +36,7 @@ print("CANARY_SESSIONS", sum(1 for s in Session.objects.all() if uid and s.get_d
 
 def canary_sessions():
     """Number of session rows (any key, any expiry) that belong to the deploy canary."""
-    proc = subprocess.run(["docker", "exec", f"{PREFIX}-app1", "django-manage", "shell", "-c", _CANARY_SESSIONS],
-                          capture_output=True, text=True, timeout=120, check=False)
-    match = re.search(r"^CANARY_SESSIONS (\d+)$", proc.stdout, re.M)
-    assert proc.returncode == 0 and match, (proc.stdout[-2000:], proc.stderr[-3000:])
-    return int(match.group(1))
+    return sandbox.django_shell(_CANARY_SESSIONS, "CANARY_SESSIONS")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +74,7 @@ def test_rotation_under_load_logs_nobody_out_and_leaks_nothing(sessions, lb_url,
             **{k: v for k, v in stats.items() if k != "examples"}}
     print(f"\n[rotation] {json.dumps(data, sort_keys=True)}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"rotation-{PREFIX}.json").write_text(json.dumps({**data, "examples": stats["examples"]}, indent=2))
+    (RESULTS / f"rotation-{sandbox.PREFIX}.json").write_text(json.dumps({**data, "examples": stats["examples"]}, indent=2))
     assert run.returncode == 0, run.stdout[-4000:]
     leaked = [name for name, value in values.items() if value and value in run.stdout]
     assert not leaked, f"ansible-playbook -v output shows {leaked}"

@@ -20,19 +20,16 @@ only the settings change.
 """
 
 import json
-import os
-import re
 import socket
-import subprocess
 import time
 
 import requests
 from websockets.sync.client import connect as ws_connect
 
 import loadgen
+import sandbox
 from releases import current_release_args
 
-PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 PLAYBOOK = "playbooks/app.yml"
 ORIGINAL = {"django_session_engine": "django.contrib.sessions.backends.db", "django_session_save_every_request": True}
 PASSWORD = "session-Engine-test-7"
@@ -41,16 +38,7 @@ STAMP = "_bundle_refreshed_at"
 
 def manage_shell(code, **env):
     """Run ``django-manage shell -c code`` on app1; return the JSON printed after ``SE_OUT ``."""
-    cmd = ["docker", "exec"]
-    penv = dict(os.environ)
-    for name, value in env.items():
-        penv[name] = value
-        cmd += ["-e", name]
-    cmd += [f"{PREFIX}-app1", "django-manage", "shell", "-c", code]
-    proc = subprocess.run(cmd, env=penv, capture_output=True, text=True, timeout=120, check=False)
-    match = re.search(r"^SE_OUT (.*)$", proc.stdout, re.M)
-    assert proc.returncode == 0 and match, (proc.returncode, proc.stdout[-2000:], proc.stderr[-3000:])
-    return json.loads(match.group(1))
+    return sandbox.django_shell(code, "SE_OUT", env=env)
 
 
 _SETTINGS = """
