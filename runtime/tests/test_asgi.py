@@ -1,14 +1,22 @@
 """bundle_runtime.asgi: Django's HTTP handling with the middleware chain in one thread hop."""
 
+import asyncio
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 from asgiref.sync import iscoroutinefunction
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.asgi import get_asgi_application as django_get_asgi_application
 from django.core.signals import request_finished, request_started
-from django.test import TransactionTestCase
+from django.test import SimpleTestCase, TransactionTestCase
 
-from bundle_runtime.asgi import SyncChainASGIHandler, get_asgi_application
+from bundle_runtime.asgi import REUSES_THREADS, SyncChainASGIHandler, get_asgi_application
+
+from . import urls
 
 PASSWORD = "correct horse battery staple"
 
@@ -19,12 +27,13 @@ async def http(app, method, path, host="alpha.example", cookie=None, body=b""):
         headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
     if body:
         headers.append((b"content-type", b"application/x-www-form-urlencoded"))
+    path, _, query = path.partition("?")
     scope = {
         "type": "http",
         "http_version": "1.1",
         "method": method,
         "path": path,
-        "query_string": b"",
+        "query_string": query.encode(),
         "headers": headers,
     }
     communicator = ApplicationCommunicator(app, scope)
@@ -87,10 +96,11 @@ class SyncChainHandlerTests(TransactionTestCase):
                 self.assertEqual(ours["status"], theirs["status"])
                 self.assertEqual(ours["body"], theirs["body"])
                 self.assertEqual(header(ours, "content-type"), header(theirs, "content-type"))
+        # Not only the same as Django: the right answers (a failing view is a
+        # 500 page from the chain's exception handling, not a dropped connection).
         streamed = await http(self.app, "GET", "/stream")
         self.assertEqual((streamed["status"], streamed["body"]), (200, b"chunk0;chunk1;chunk2;"))
-        # CommonMiddleware's APPEND_SLASH and a failing view go through the chain's
-        # exception handling: 404 and 500 pages, not a crashed connection.
+        self.assertEqual((await http(self.app, "GET", "/nowhere"))["status"], 404)
         self.assertEqual((await http(self.app, "GET", "/boom"))["status"], 500)
 
     async def test_request_signals_fire_once_per_request(self):
@@ -111,3 +121,68 @@ class SyncChainHandlerTests(TransactionTestCase):
             request_started.disconnect(started)
             request_finished.disconnect(finished)
         self.assertEqual(seen, ["started", "finished"] * 2)
+
+    async def test_request_threads_are_reused_but_never_shared(self):
+        self.assertTrue(REUSES_THREADS, "the pinned asgiref has ThreadSensitiveContext(executor=...)")
+        first = json.loads((await http(self.app, "GET", "/thread"))["body"])["thread"]
+        await wait_for_idle_threads(self.app, 1)
+        second = json.loads((await http(self.app, "GET", "/thread"))["body"])["thread"]
+        self.assertEqual(first, second)  # the finished request's thread served the next one
+        await wait_for_idle_threads(self.app, 1)
+        # Two requests at once: each view waits at a two-party barrier, so both
+        # answer 200 only if they ran at the same time on two threads.
+        urls.MEET.reset()
+        answers = await asyncio.gather(*(http(self.app, "GET", "/thread?meet=1") for _ in range(2)))
+        self.assertEqual([a["status"] for a in answers], [200, 200], answers)
+        threads = {json.loads(a["body"])["thread"] for a in answers}
+        self.assertEqual(len(threads), 2)
+        self.assertIn(first, threads)  # the idle thread took one of them
+        await wait_for_idle_threads(self.app, 2)
+
+
+async def wait_for_idle_threads(app, count, timeout=5):
+    """Executors go back to the idle list from their own thread, just after the response."""
+    deadline = time.monotonic() + timeout
+    while len(app._idle_executors) != count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(app._idle_executors)} idle request threads, expected {count}")
+        await asyncio.sleep(0.01)
+
+
+class ThreadReleaseTests(SimpleTestCase):
+    def test_a_busy_thread_is_not_handed_to_the_next_request(self):
+        # A request whose client went away leaves its view running on the thread.
+        app = SyncChainASGIHandler()
+        executor = ThreadPoolExecutor(max_workers=1)
+        gate = threading.Event()
+        executor.submit(gate.wait, 10)
+        app._release(executor)
+        time.sleep(0.2)
+        self.assertEqual(len(app._idle_executors), 0)
+        gate.set()
+        deadline = time.monotonic() + 5
+        while not app._idle_executors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(list(app._idle_executors), [executor])
+        executor.shutdown()
+
+    def test_threads_beyond_the_idle_limit_are_stopped(self):
+        app = SyncChainASGIHandler()
+        app.max_idle_threads = 1
+        kept, extra = ThreadPoolExecutor(max_workers=1), ThreadPoolExecutor(max_workers=1)
+        app._release(kept)
+        deadline = time.monotonic() + 5
+        while not app._idle_executors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        app._release(extra)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                extra.submit(int).result()
+            except RuntimeError:  # "cannot schedule new futures after shutdown"
+                break
+            time.sleep(0.01)
+        else:
+            self.fail("the executor beyond max_idle_threads was not shut down")
+        self.assertEqual(list(app._idle_executors), [kept])
+        kept.shutdown()

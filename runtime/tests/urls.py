@@ -1,5 +1,7 @@
 """Views exercising request.tenant, request.user / request.auser and the cache."""
 
+import threading
+
 from django.contrib.auth import authenticate, login
 from django.core.cache import cache
 from django.http import JsonResponse, StreamingHttpResponse
@@ -40,6 +42,20 @@ def stream(request):
     return StreamingHttpResponse(chunks())
 
 
+#: Two requests to /thread?meet=1 only answer 200 when their views run at the
+#: same time (on two threads); tests reset it.
+MEET = threading.Barrier(2, timeout=10)
+
+
+def thread(request):
+    if request.GET.get("meet"):
+        try:
+            MEET.wait()
+        except threading.BrokenBarrierError:
+            return JsonResponse({"met": False}, status=504)
+    return JsonResponse({"thread": threading.get_ident()})
+
+
 def boom(request):
     raise RuntimeError("view failed")
 
@@ -52,4 +68,5 @@ urlpatterns = [
     path("cache/get", cache_get),
     path("stream", stream),
     path("boom", boom),
+    path("thread", thread),
 ]

@@ -12,6 +12,7 @@ may name an extra-vars file passed to every ansible-playbook run of this suite.
 import json
 import os
 import re
+import time
 
 import pytest
 import requests
@@ -149,6 +150,19 @@ def test_unit_enabled_active_and_health_reports_release(host_of, container_ip, l
         releases.add(release)
     assert len(releases) == 1
     assert requests.get(f"{lb_url}/healthz", timeout=10).json()["release"] in releases
+
+
+def test_each_request_is_logged_once_by_the_load_balancer(lb_url, host_of):
+    # django_access_log defaults to off: HAProxy's line is the request log.
+    marker = f"logcheck{time.time_ns()}"
+    answer = requests.get(f"{lb_url}/whoami?{marker}", headers={"Host": "127.0.0.1"}, timeout=10)
+    assert answer.status_code == 200
+    deadline = time.monotonic() + 15
+    while marker not in host_of("lb1").run("journalctl -t haproxy --since -10min --no-pager -o cat").stdout:
+        assert time.monotonic() < deadline, "the request is not in the load balancer's log"
+        time.sleep(0.5)
+    for name in ("app1", "app2"):
+        assert marker not in host_of(name).check_output(f"journalctl -u {APP} --since -10min --no-pager -o cat")
 
 
 def test_manage_wrapper_runs_as_app_user(host_of):
