@@ -50,7 +50,8 @@ REUSES_THREADS = "executor" in inspect.signature(ThreadSensitiveContext).paramet
 
 
 class SyncChainASGIHandler(ASGIHandler):
-    """Django's ASGI handler with the middleware chain loaded in sync mode."""
+    """Django's ASGI handler with the middleware chain loaded in sync mode,
+    run on a reused per-request thread (see the module docstring)."""
 
     #: Idle executors kept for the next requests; more are created when more
     #: requests run at once, and those beyond this number are shut down.

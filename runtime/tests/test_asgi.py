@@ -5,6 +5,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from unittest import mock
 
 from asgiref.sync import iscoroutinefunction
 from asgiref.testing import ApplicationCommunicator
@@ -139,6 +140,16 @@ class SyncChainHandlerTests(TransactionTestCase):
         self.assertIn(first, threads)  # the idle thread took one of them
         await wait_for_idle_threads(self.app, 2)
 
+    async def test_without_executor_support_each_request_gets_djangos_own_thread(self):
+        # asgiref < 3.13: Django's __call__ (a new thread per request), same answers.
+        with mock.patch("bundle_runtime.asgi.REUSES_THREADS", False):
+            answers = [await http(self.app, "GET", "/thread") for _ in range(2)]
+        self.assertEqual([a["status"] for a in answers], [200, 200], answers)
+        names = [json.loads(a["body"])["name"] for a in answers]
+        self.assertNotEqual(names[0], names[1])
+        self.assertFalse(any(name.startswith("django-request") for name in names), names)
+        self.assertEqual(len(self.app._idle_executors), 0)
+
 
 async def wait_for_idle_threads(app, count, timeout=5):
     """Executors go back to the idle list from their own thread, just after the response."""
@@ -147,6 +158,24 @@ async def wait_for_idle_threads(app, count, timeout=5):
         if time.monotonic() > deadline:
             raise AssertionError(f"{len(app._idle_executors)} idle request threads, expected {count}")
         await asyncio.sleep(0.01)
+
+
+def poll(predicate, timeout=5):
+    """True as soon as ``predicate()`` is, False after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def is_shut_down(executor):
+    try:
+        executor.submit(int).result()
+    except RuntimeError:  # "cannot schedule new futures after shutdown"
+        return True
+    return False
 
 
 class ThreadReleaseTests(SimpleTestCase):
@@ -160,9 +189,7 @@ class ThreadReleaseTests(SimpleTestCase):
         time.sleep(0.2)
         self.assertEqual(len(app._idle_executors), 0)
         gate.set()
-        deadline = time.monotonic() + 5
-        while not app._idle_executors and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self.assertTrue(poll(lambda: app._idle_executors), "the executor did not become idle")
         self.assertEqual(list(app._idle_executors), [executor])
         executor.shutdown()
 
@@ -171,18 +198,8 @@ class ThreadReleaseTests(SimpleTestCase):
         app.max_idle_threads = 1
         kept, extra = ThreadPoolExecutor(max_workers=1), ThreadPoolExecutor(max_workers=1)
         app._release(kept)
-        deadline = time.monotonic() + 5
-        while not app._idle_executors and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self.assertTrue(poll(lambda: app._idle_executors), "the first executor did not become idle")
         app._release(extra)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                extra.submit(int).result()
-            except RuntimeError:  # "cannot schedule new futures after shutdown"
-                break
-            time.sleep(0.01)
-        else:
-            self.fail("the executor beyond max_idle_threads was not shut down")
+        self.assertTrue(poll(lambda: is_shut_down(extra)), "the executor beyond max_idle_threads was not shut down")
         self.assertEqual(list(app._idle_executors), [kept])
         kept.shutdown()

@@ -53,7 +53,7 @@ def thread(request):
             MEET.wait()
         except threading.BrokenBarrierError:
             return JsonResponse({"met": False}, status=504)
-    return JsonResponse({"thread": threading.get_ident()})
+    return JsonResponse({"thread": threading.get_ident(), "name": threading.current_thread().name})
 
 
 def boom(request):

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import time
 
 PREFIX = os.environ.get("BUNDLE_SANDBOX_PREFIX", "bundle-sandbox")
 
@@ -42,3 +43,13 @@ def django_shell(code, marker, host="app1", env=None, timeout=120, prefix=None):
         raise AssertionError(f"django-manage shell on {container(host, prefix)} (rc {proc.returncode}, "
                              f"no {marker} line):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     return json.loads(match.group(1))
+
+
+def wait_until(predicate, timeout, message, interval=0.5):
+    """Call ``predicate`` every ``interval`` seconds until it is true; AssertionError(message) after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(message)

@@ -56,15 +56,6 @@ def assert_nobody_logged_out(stats, lb_url, sessions):
     assert not lost, f"{len(lost)} users logged out: {dict(list(lost.items())[:3])}"
 
 
-def wait_until(predicate, timeout, message):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(message)
-
-
 def journal_since(host, unit, since):
     return host.run(f"journalctl -u {unit} --since '@{int(since)}' --no-pager -o cat").stdout
 
@@ -107,8 +98,9 @@ def test_sessions_redis_fault_logs_nobody_out(fault, sessions, lb_url, host_of, 
     assert stats["failures"] == 0, stats
     assert stats["ws_failures"] == 0, stats
     assert_nobody_logged_out(stats, lb_url, sessions)
-    wait_until(lambda: redis1.run(f"redis-cli -p {port} ping").stdout.strip() in ("PONG", "NOAUTH Authentication required."),
-               30, "the sessions instance did not come back")
+    sandbox.wait_until(
+        lambda: redis1.run(f"redis-cli -p {port} ping").stdout.strip() in ("PONG", "NOAUTH Authentication required."),
+        30, "the sessions instance did not come back")
     if fault is _stop_30s:
         # The app logged the Redis outage it worked around (circuit breaker /
         # django_redis ignored exceptions), on the hosts that served requests.
@@ -130,8 +122,8 @@ def test_sessions_redis_fault_logs_nobody_out(fault, sessions, lb_url, host_of, 
                                       env={"REDISCLI_AUTH": admin}, timeout=30).stdout
             return newcomer.sessionid in out
 
-        wait_until(lambda: redis1.run(f"systemctl is-active {SESSIONS_UNIT}").stdout.strip() == "active", 30,
-                   "sessions instance not active")
+        sandbox.wait_until(lambda: redis1.run(f"systemctl is-active {SESSIONS_UNIT}").stdout.strip() == "active", 30,
+                           "sessions instance not active")
         assert not cached(), "a session created while Redis was stopped is already in Redis"
 
         def request_then_cached():
@@ -143,7 +135,7 @@ def test_sessions_redis_fault_logs_nobody_out(fault, sessions, lb_url, host_of, 
             assert me["authenticated"] and me["username"] == newcomer.username, me
             return cached()
 
-        wait_until(request_then_cached, 30, "the session was not cached again after Redis came back")
+        sandbox.wait_until(request_then_cached, 30, "the session was not cached again after Redis came back")
 
 
 # --------------------------------------------------------------------------

@@ -85,12 +85,8 @@ def main_pid(host, unit):
 
 
 def wait_ping(cli, port, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cli(port, "PING").stdout.strip() == "PONG":
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"redis on port {port} did not answer PING within {timeout}s")
+    sandbox.wait_until(lambda: cli(port, "PING").stdout.strip() == "PONG", timeout,
+                       f"redis on port {port} did not answer PING within {timeout}s")
 
 
 def role_playbook(tmp_path):
@@ -181,15 +177,15 @@ def test_session_key_survives_kill_9(host_of, cli, instances, app):
     pid = main_pid(redis1, unit)
     assert pid > 0
     redis1.check_output(f"kill -9 {pid}")
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        new_pid = main_pid(redis1, unit)
-        if new_pid not in (0, pid):
-            break
-        state = redis1.run(f"systemctl is-active {unit}").stdout.strip()
-        if state in ("failed", "inactive"):
+
+    def restarted():
+        if main_pid(redis1, unit) not in (0, pid):
+            return True
+        if redis1.run(f"systemctl is-active {unit}").stdout.strip() in ("failed", "inactive"):
             redis1.check_output(f"systemctl start {unit}")
-        time.sleep(0.5)
+        return False
+
+    sandbox.wait_until(restarted, 30, f"{unit} did not come back within 30 s after kill -9")
     wait_ping(cli, port)
     assert main_pid(redis1, unit) != pid
     assert cli(port, "GET", "test:survive:kill", user=app).stdout.strip() == "kept"
