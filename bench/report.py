@@ -80,20 +80,21 @@ def sessions(data, out):
         for label, v in g["means"].items():
             out.append(f"| {label} | {fmt(v['rps'])} | {fmt(v['p50_ms'], 2)} | {fmt(v['p99_ms'], 2)} | {v['rounds']} |")
         rounds = sorted({r["round"] for r in g["rows"]})
+        # Three decimals (as stored): a ratio just under a target must not print as the target.
         out.append("\nRatios of req/s (of the means, median of the per-round ratios, and per round):\n")
         out.append("| ratio | mean | median | " + " | ".join(f"round {n}" for n in rounds) + " |")
         out.append("|---|---|---|" + "---|" * len(rounds))
         for name, v in g["ratios"].items():
-            out.append(f"| {name} | {fmt(v.get('mean'), 2)} | {fmt(v.get('median'), 2)} | "
-                       + " | ".join(fmt(v.get(f"round{n}"), 2) for n in rounds) + " |")
+            out.append(f"| {name} | {fmt(v.get('mean'), 3)} | {fmt(v.get('median'), 3)} | "
+                       + " | ".join(fmt(v.get(f"round{n}"), 3) for n in rounds) + " |")
         parts = []
         for other, target in (("cache", 0.9), ("db+SER", 1.5)):
             v = g["ratios"].get(f"bundle / {other}", {})
             if v.get("mean") is None:
                 parts.append(f"vs {other}: not measured")
                 continue
-            parts.append(f"{v['mean']:.2f}x {other} ({'meets' if v['mean'] >= target else 'below'} {target}x; "
-                         f"median of rounds {fmt(v.get('median'), 2)}x)")
+            parts.append(f"{v['mean']:.3f}x {other} ({'meets' if v['mean'] >= target else 'below'} {target}x; "
+                         f"median of rounds {fmt(v.get('median'), 3)}x)")
         verdicts.append(f"-c{g['connections']}: " + "; ".join(parts))
         out.append(f"\nInterpretation (-c{g['connections']}, this run): " + _interpret(g["means"]))
     out.append("\nIssue target (bundle >= 0.9x cache and >= 1.5x db+SER): " + " | ".join(verdicts) + ".")
