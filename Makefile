@@ -67,7 +67,9 @@ unit: bootstrap
 
 ## Molecule scenarios on real systemd containers
 molecule: bootstrap image
-	@for s in $(SCENARIOS); do molecule test -s $$s; done
+	@mkdir -p .cache
+	@for s in $(SCENARIOS); do rm -f .cache/verify-$$s.xml; molecule test -s $$s \
+	  || { scripts/test-failures.py .cache/verify-$$s.xml; exit 1; }; done
 
 test: lint unit molecule
 
