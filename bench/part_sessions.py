@@ -22,7 +22,6 @@ import common
 import loadgen
 
 ENGINE = "django.contrib.sessions.backends."
-BUNDLE_ENGINE_MODULE = common.REPO / "runtime" / "bundle_runtime" / "sessions.py"
 # Order: the three configurations the issue's targets compare (the original
 # db+SER, the bundle's engine, cache) run side by side in the middle, so each
 # ratio is measured within a few minutes, not across a whole round; the others
@@ -108,10 +107,6 @@ def running_settings():
 def measure(label, extra_vars, names, round_no):
     """Apply one configuration, log the users in, measure every concurrency: one row per concurrency."""
     row = {"config": label, "round": round_no, "vars": extra_vars}
-    if extra_vars["django_session_engine"] == "bundle_runtime.sessions" and not BUNDLE_ENGINE_MODULE.exists():
-        common.log(f"{label}: {BUNDLE_ENGINE_MODULE.relative_to(common.REPO)} missing: skipped")
-        row["status"] = "engine missing"
-        return [row]
     common.log(f"round {round_no}: applying {label} with playbooks/app.yml")
     run = common.playbook(f"sessions-r{round_no}-{label}", "playbooks/app.yml", "-e", json.dumps(extra_vars))
     row["apply_seconds"] = run.seconds
@@ -207,10 +202,6 @@ def run():
                 data["rows"] = rows
                 data["means"], data["ratios"] = summarize(rows)
                 common.write_json("sessions", data)
-        if BUNDLE_ENGINE_MODULE.exists() and any(
-                r["config"] == "bundle" and r["status"] == "engine missing" for r in rows):
-            common.log("the bundle engine landed during the run: measuring it now")
-            rows.extend(measure("bundle", dict(CONFIGS)["bundle"], names, ROUNDS + 1))
     finally:
         common.log("restoring the default session settings (playbooks/app.yml without extra vars)")
         restore = common.playbook("sessions-restore", "playbooks/app.yml")
