@@ -1,6 +1,10 @@
 """roles/base on every host of the topology."""
 
+import time
+
 import pytest
+
+import sandbox
 
 HOSTS = ["lb1", "app1", "app2", "db1", "redis1"]
 
@@ -39,9 +43,12 @@ def test_journal_is_persistent(host_of, name):
     host = host_of(name)
     assert host.file("/etc/systemd/journald.conf.d/10-bundle.conf").contains("^Storage=persistent")
     # journald really writes to disk: a marker logged now is in /var/log/journal.
-    marker = f"bundle-journal-check-{name}"
+    marker = f"bundle-journal-check-{name}-{time.time_ns()}"
     host.run(f"logger -t bundle-test {marker}")
     host.run("journalctl --flush")
     files = host.check_output("find /var/log/journal -name '*.journal' | head -n 1")
     assert files.startswith("/var/log/journal/"), "no journal file on disk"
-    assert marker in host.check_output("journalctl -t bundle-test --no-pager -o cat")
+    # logger hands the line to journald over a datagram socket: it is read
+    # asynchronously, so allow journald a moment.
+    sandbox.wait_until(lambda: marker in host.check_output("journalctl -t bundle-test --no-pager -o cat"), 10,
+                       f"{marker} is not in the journal of {name}")
