@@ -4,13 +4,16 @@
 `make molecule` calls this after a scenario fails, so the last lines of a CI log
 name the failed tests and their assertion messages instead of molecule's
 destroy output (the full tracebacks stay above, in the verify step).
-Usage: test-failures.py REPORT.xml [MAX_LINES_PER_FAILURE]
+Usage: test-failures.py REPORT.xml
 """
 import sys
 import xml.etree.ElementTree as ET
 
 
-def main(path, max_lines=6):
+MAX_LINES = 6  # assertion lines shown per failed test
+
+
+def main(path):
     try:
         root = ET.parse(path).getroot()
     except (OSError, ET.ParseError) as exc:
@@ -31,9 +34,9 @@ def main(path, max_lines=6):
         # traceback, whose "E " lines are the assertion and its explanation.
         lines = [line[1:].strip() for line in (node.text or "").splitlines() if line.startswith("E ")]
         lines = [line for line in lines if line] or [(node.get("message") or "").strip()]
-        for line in lines[:max_lines]:
+        for line in lines[:MAX_LINES]:
             print(f"    {line[:240]}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], *(int(a) for a in sys.argv[2:3]))
+    main(sys.argv[1])

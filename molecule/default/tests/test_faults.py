@@ -111,8 +111,7 @@ def test_sessions_redis_fault_logs_nobody_out(fault, sessions, lb_url, host_of, 
         asker = sessions[0]
 
         def recovery_logged():
-            requests.get(f"{lb_url}/whoami", headers={"Host": asker.host, "Cookie": f"sessionid={asker.sessionid}"},
-                         timeout=10)
+            loadgen.check_sessions(lb_url, [asker], timeout=10)
             return any(f":{port} is answering again" in journal_since(app, APP_UNIT, since) for app in apps)
 
         sandbox.wait_until(recovery_logged, 30, f"no app host logged that Redis :{port} is answering again")
@@ -138,10 +137,8 @@ def test_sessions_redis_fault_logs_nobody_out(fault, sessions, lb_url, host_of, 
         def request_then_cached():
             # Requests keep coming (as they would): once the app's circuit
             # breaker lets Redis in again, the next read refills the cache.
-            me = requests.get(f"{lb_url}/whoami",
-                              headers={"Host": newcomer.host, "Cookie": f"sessionid={newcomer.sessionid}"},
-                              timeout=10).json()
-            assert me["authenticated"] and me["username"] == newcomer.username, me
+            lost = loadgen.check_sessions(lb_url, [newcomer], timeout=10)
+            assert not lost, lost
             return cached()
 
         sandbox.wait_until(request_then_cached, 30, "the session was not cached again after Redis came back")
